@@ -1,0 +1,327 @@
+"""Composition root: builds every collaborator from Settings and runs the loop.
+
+``RunLoop`` is the daemon: poll a batch, follow rebalances, feed the pipeline, checkpoint on
+time or size, and ride out a database outage by pausing the partitions (the member keeps
+polling, so it stays in the group) until a checkpoint succeeds again. ``replay`` drives the
+same pipeline and checkpoint from a file.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from monitor.checkpoint import Checkpointer, Ledger
+from monitor.closing import WindowCloser
+from monitor.errors import FencedError, IngestError, StoreError
+from monitor.ingest.consumer import TP, KafkaSource
+from monitor.ingest.deadletter import DeadLetterTopic
+from monitor.ingest.events import Kind, RawRecord
+from monitor.ingest.replay import REPLAY_GROUP, read_lines, replay_topic
+from monitor.pipeline import Pipeline
+from monitor.reference.service import ReferenceCache, ensure_configured_references
+from monitor.settings import Settings
+from monitor.store import db
+from monitor.windows.manager import WindowManager
+from monitor.windows.schema import WindowSchema, schema_from_reference
+
+log = logging.getLogger(__name__)
+
+POLL_TIMEOUT_MS = 200
+POLL_MAX_RECORDS = 5000
+RETRY_FIRST_S = 0.5
+RETRY_CAP_S = 15.0
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def open_database(settings: Settings, *, upgrade: bool = False) -> Engine:
+    """The engine, with the schema checked (or upgraded when asked)."""
+    engine = db.create_db_engine(settings.database.url.get_secret_value())
+    if upgrade:
+        db.upgrade(engine)
+    db.require_current_schema(engine)
+    return engine
+
+
+@dataclass(slots=True)
+class _Retry:
+    """Backoff state while the database refuses checkpoints."""
+
+    failures: int = 0
+    next_at: float = 0.0
+
+    def failed(self, now: float) -> float:
+        delay = min(RETRY_CAP_S, RETRY_FIRST_S * 2.0**self.failures)
+        self.failures += 1
+        self.next_at = now + delay
+        return delay
+
+
+class RunLoop:
+    """The consuming daemon: one consumer-group member and its checkpoints."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        source: KafkaSource,
+        pipeline: Pipeline,
+        checkpointer: Checkpointer,
+        closer: WindowCloser,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._source = source
+        self._pipeline = pipeline
+        self._checkpointer = checkpointer
+        self._closer = closer
+        self._monotonic = monotonic
+        self._kinds: dict[str, Kind] = {
+            settings.kafka.predictions_topic: "predictions",
+            settings.kafka.labels_topic: "labels",
+        }
+        self._interval = settings.ingest.commit_interval.total_seconds()
+        self._every = settings.ingest.commit_every
+        self._ledger = Ledger()
+        self._unloaded: set[TP] = set()  # assigned, stored offset not yet read
+        self._retry = _Retry()
+        self.stop = threading.Event()
+        self.consumed = 0
+        self.first_record_at: float | None = None
+        self.last_record_at: float | None = None
+        self._last_activity = monotonic()  # a record or an assignment: what idleness counts from
+
+    def run(self, exit_when_idle: float | None = None, flush: bool = False) -> None:
+        """Consume until ``stop`` is set or, with ``exit_when_idle``, the stream went quiet.
+
+        ``flush`` closes and evaluates the windows still open before returning (backfills).
+        """
+        last_checkpoint = self._last_activity = self._monotonic()
+        try:
+            while not self.stop.is_set():
+                batches = self._source.poll(POLL_TIMEOUT_MS, POLL_MAX_RECORDS)
+                self._follow_rebalances(batches)
+                fresh = 0
+                for (topic, partition), records in batches.items():
+                    fresh += self._pipeline.ingest(
+                        self._kinds[topic], topic, partition, records, self._ledger
+                    )
+                now = self._monotonic()
+                if fresh:
+                    self.consumed += fresh
+                    self._last_activity = self.last_record_at = now
+                    if self.first_record_at is None:
+                        self.first_record_at = now
+                if self._unloaded and now >= self._retry.next_at:
+                    self._load_assigned(set())
+                due = (
+                    self._pipeline.pending.records >= self._every
+                    or now - last_checkpoint >= self._interval
+                )
+                if due and now >= self._retry.next_at and self._checkpoint():
+                    last_checkpoint = now
+                quiet_for = now - self._last_activity
+                if exit_when_idle is not None and self._idle(quiet_for, exit_when_idle):
+                    log.info("no record for %.1f s: exiting", exit_when_idle)
+                    return
+        finally:
+            self._final_checkpoint(flush)
+            log.info("leaving the consumer group")
+            self._source.close()
+
+    def _idle(self, quiet_for: float, limit: float) -> bool:
+        settled = not self._unloaded and not self._pipeline.pending and not self._ledger.moves()
+        return settled and bool(self._ledger.stored) and quiet_for >= limit
+
+    def _checkpoint(self) -> bool:
+        """Store what is pending; False (and partitions paused) when the database failed."""
+        pending = self._pipeline.take_pending()
+        try:
+            stored = self._checkpointer.commit(pending, self._ledger, self._pipeline.windows)
+        except FencedError as exc:
+            log.warning("checkpoint fenced, re-reading stored offsets: %s", exc)
+            self._reset_to_stored()
+            return True
+        except (StoreError, IngestError) as exc:
+            self._pipeline.restore_pending(pending)
+            delay = self._retry.failed(self._monotonic())
+            log.warning("checkpoint failed, partitions paused, retry in %.1f s: %s", delay, exc)
+            self._source.pause(self._source.assignment())
+            return False
+        if self._retry.failures:
+            log.info("database reachable again after %d failed checkpoints", self._retry.failures)
+            self._retry = _Retry()
+            self._source.resume_all()
+            self._last_activity = self._monotonic()  # paused is not idle: records may wait
+        self._source.commit(stored)
+        self._after_checkpoint()
+        return True
+
+    def _after_checkpoint(self) -> None:
+        """Forget windows this process's partitions have passed; close what is due anywhere."""
+        windows = self._pipeline.windows
+        for tp in self._ledger.stored:
+            max_ms = self._ledger.max_event_ms(tp)
+            if max_ms is not None:
+                windows.evict_complete(tp, max_ms, self._pipeline.lateness_ms)
+        try:
+            self._closer.close_ready()
+        except StoreError as exc:
+            log.warning("closing windows failed, will retry: %s", exc)
+
+    def _reset_to_stored(self) -> None:
+        """Drop everything not stored and go back to the stored state of every partition."""
+        self._pipeline.discard_pending()
+        self._ledger.rewind()
+        self._load_assigned(set(self._ledger.stored))
+
+    def _follow_rebalances(self, batches: dict[TP, list[RawRecord]]) -> None:
+        """Apply assignment changes before any record of this poll is used."""
+        for change in self._source.rebalances():
+            if change.revoked:
+                if (self._pipeline.pending or self._ledger.moves()) and not self._checkpoint():
+                    self._ledger.forget(change.revoked)  # no longer ours to store
+                    self._reset_to_stored()
+                self._ledger.forget(change.revoked)
+                self._pipeline.windows.forget(change.revoked)
+                self._unloaded -= change.revoked
+            # A partition already owned was met in a poll before its callback ran: keep it.
+            newly = {tp for tp in change.assigned if not self._ledger.owns(tp)}
+            if newly:
+                self._load_assigned(newly)
+        unknown = {tp for tp in batches if not self._ledger.owns(tp)} - self._unloaded
+        if unknown:
+            self._load_assigned(unknown)
+        for tp in list(batches):
+            if not self._ledger.owns(tp) or tp in self._unloaded or tp in unknown:
+                del batches[tp]
+
+    def _load_assigned(self, tps: set[TP]) -> None:
+        """Seek newly owned partitions to their stored offsets (paused while unreadable)."""
+        tps |= self._unloaded
+        windows = self._pipeline.windows
+        try:
+            stored = self._checkpointer.load({topic for topic, _ in tps})
+            windows.forget(tps)
+            self._checkpointer.load_windows(tps, windows)
+        except StoreError as exc:
+            self._unloaded = tps
+            self._source.pause(tps)
+            delay = self._retry.failed(self._monotonic())
+            log.warning("cannot read stored offsets, retry in %.1f s: %s", delay, exc)
+            return
+        for tp in tps:
+            self._ledger.start(tp, stored.get(tp))
+        positions = {tp: self._ledger.stored_offsets()[tp] for tp in tps}
+        self._source.seek(positions)
+        self._last_activity = self._monotonic()
+        if self._unloaded:
+            self._unloaded = set()
+            self._source.resume_all()
+        log.info("partitions assigned: %s", _describe(positions))
+
+    def _final_checkpoint(self, flush: bool) -> None:
+        pending = self._pipeline.take_pending()
+        try:
+            stored = self._checkpointer.commit(pending, self._ledger, self._pipeline.windows)
+            self._source.commit(stored)
+            if flush:
+                self._closer.close_ready(flush=True)
+        except (StoreError, IngestError) as exc:
+            log.warning("final checkpoint failed, uncommitted records will be re-read: %s", exc)
+
+    def throughput(self) -> float | None:
+        """Records per second from the first record consumed to the last."""
+        if self.first_record_at is None or self.last_record_at is None:
+            return None
+        elapsed = self.last_record_at - self.first_record_at
+        return self.consumed / elapsed if elapsed > 0 else None
+
+
+def _describe(positions: dict[TP, int | None]) -> str:
+    return ", ".join(
+        f"{t}[{p}]@{'start' if o is None else o}" for (t, p), o in sorted(positions.items())
+    )
+
+
+def build_pipeline(settings: Settings, references: ReferenceCache) -> Pipeline:
+    """The pipeline with its window manager, windows laid out by the active references."""
+
+    def schema_for(model: str, version: str) -> WindowSchema:
+        active = references.get(model, version)
+        overrides = settings.model(model).features
+        if active is None:
+            return schema_from_reference(None, None, overrides)
+        return schema_from_reference(active.profile, active.revision, overrides)
+
+    def segments_for(model: str) -> list[str]:
+        return settings.model(model).segments
+
+    return Pipeline(settings, time.time, WindowManager(schema_for, segments_for))
+
+
+def build_run_loop(settings: Settings, engine: Engine) -> RunLoop:
+    """Wire the daemon: Kafka source, pipeline, checkpoint (with the dead-letter topic)."""
+    for model, revision in ensure_configured_references(settings, engine, utc_now()):
+        log.info("reference revision %d built for %s from its configured path", revision, model)
+    sink = None
+    if settings.kafka.dead_letter_topic:
+        sink = DeadLetterTopic(settings, settings.kafka.dead_letter_topic)
+    group = settings.kafka.group_id
+    checkpointer = Checkpointer(engine, group, utc_now, sink)
+    references = ReferenceCache(engine)
+    source = KafkaSource(settings)
+    topic = settings.kafka.predictions_topic
+    closer = WindowCloser(
+        settings, engine, (group, topic), references, utc_now, lambda: source.partitions(topic)
+    )
+    pipeline = build_pipeline(settings, references)
+    return RunLoop(settings, source, pipeline, checkpointer, closer)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    """What one replay read: lines consumed and where it started."""
+
+    records: int
+    first_line: int
+    windows_closed: int
+
+
+def replay(
+    settings: Settings,
+    engine: Engine,
+    path: Path,
+    kind: Kind,
+    *,
+    flush: bool = False,
+    batch_size: int = 20_000,
+) -> ReplayResult:
+    """Feed a JSON Lines file through the pipeline, resuming after the last stored line."""
+    topic = replay_topic(path)
+    ensure_configured_references(settings, engine, utc_now())
+    checkpointer = Checkpointer(engine, REPLAY_GROUP, utc_now)
+    references = ReferenceCache(engine)
+    pipeline = build_pipeline(settings, references)
+    closer = WindowCloser(settings, engine, (REPLAY_GROUP, topic), references, utc_now, lambda: {0})
+    ledger = Ledger()
+    stored = checkpointer.load([topic]).get((topic, 0))
+    ledger.start((topic, 0), stored)
+    checkpointer.load_windows([(topic, 0)], pipeline.windows)
+    first_line = 1 if stored is None else stored.offset
+    records = 0
+    for batch in read_lines(path, first_line, batch_size):
+        records += pipeline.ingest(kind, topic, 0, batch, ledger)
+        checkpointer.commit(pipeline.take_pending(), ledger, pipeline.windows)
+        closer.close_ready()
+    if flush:
+        closer.close_ready(flush=True)
+    return ReplayResult(records, first_line, closer.closed)

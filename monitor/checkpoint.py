@@ -1,0 +1,279 @@
+"""One checkpoint: a batch's effects and the offsets it consumed, in ONE transaction.
+
+The database is the source of truth for consumer offsets. ``Ledger`` tracks, per partition,
+the offset stored in the database and the position consumed since; ``Checkpointer.commit``
+writes the pending effects together with a compare-and-set move of every partition from the
+one to the other. Either everything lands or nothing does, so a crash at any point replays
+exactly the unstored records, and a member fenced out by a rebalance rolls back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine
+
+from monitor.ingest.events import Rejected
+from monitor.stats.detectors import ScoreChangeDetector
+from monitor.store import repository
+from monitor.store import windows as stored_windows
+from monitor.store.db import transaction
+from monitor.store.repository import Position, TopicPartition, WindowCountDelta
+from monitor.store.windows import WindowId
+from monitor.windows.counts import WindowCounts
+from monitor.windows.manager import OpenWindow, PartialKey, WindowManager
+from monitor.windows.ranges import to_datetime
+from monitor.windows.state import WindowState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class PendingEffects:
+    """Everything consumed since the last checkpoint, not yet in the database."""
+
+    counts: WindowCounts = field(default_factory=WindowCounts)
+    rejected: list[Rejected] = field(default_factory=list)
+    records: int = 0
+    rejected_published: int = 0  # how many of ``rejected`` the dead-letter topic already has
+
+    def __bool__(self) -> bool:
+        return self.records > 0
+
+
+@dataclass(slots=True)
+class Ledger:
+    """Per partition: the stored position (None: nothing stored) and the consumed one."""
+
+    stored: dict[TopicPartition, Position | None] = field(default_factory=dict)
+    position: dict[TopicPartition, Position] = field(default_factory=dict)
+
+    def start(self, tp: TopicPartition, stored: Position | None) -> None:
+        """Own ``tp`` from its stored position on; nothing of it is pending."""
+        self.stored[tp] = stored
+        if stored is None:
+            self.position.pop(tp, None)
+        else:
+            self.position[tp] = stored
+
+    def forget(self, tps: Iterable[TopicPartition]) -> None:
+        for tp in tps:
+            self.stored.pop(tp, None)
+            self.position.pop(tp, None)
+
+    def owns(self, tp: TopicPartition) -> bool:
+        return tp in self.stored
+
+    def accepts(self, tp: TopicPartition, offset: int) -> bool:
+        """False for a record already consumed (redelivered after a seek)."""
+        current = self.position.get(tp)
+        return current is None or offset >= current.offset
+
+    def max_event_ms(self, tp: TopicPartition) -> int | None:
+        """The newest event time ``tp`` has delivered so far (stored or since)."""
+        current = self.position.get(tp)
+        return None if current is None else current.max_event_ms
+
+    def consumed(self, tp: TopicPartition, next_offset: int, max_event_ms: int | None) -> None:
+        self.position[tp] = Position(next_offset, max_event_ms)
+
+    def moves(self) -> dict[TopicPartition, tuple[int | None, Position]]:
+        """Partitions whose consumed position is ahead of the stored one."""
+        moves = {}
+        for tp, position in self.position.items():
+            stored = self.stored.get(tp)
+            if position != stored:
+                moves[tp] = (None if stored is None else stored.offset, position)
+        return moves
+
+    def stored_offsets(self) -> dict[TopicPartition, int | None]:
+        return {tp: None if s is None else s.offset for tp, s in self.stored.items()}
+
+    def rewind(self) -> None:
+        """Drop consumed positions back to the stored ones (after a failed checkpoint)."""
+        for tp, stored in self.stored.items():
+            self.start(tp, stored)
+
+
+class Checkpointer:
+    """Writes pending effects and offset moves of one consumer group atomically."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        group_id: str,
+        clock: Callable[[], datetime],
+        dead_letter_sink: Callable[[list[Rejected]], None] | None = None,
+    ) -> None:
+        self._engine = engine
+        self._group_id = group_id
+        self._clock = clock
+        self._dead_letter_sink = dead_letter_sink
+
+    def load(self, topics: Iterable[str] | None = None) -> dict[TopicPartition, Position]:
+        """Stored positions of this group (StoreError when the database is down)."""
+        with transaction(self._engine) as conn:
+            stored = repository.load_positions(conn, self._group_id, topics)
+        return {tp: s.position for tp, s in stored.items()}
+
+    def load_windows(self, tps: Iterable[TopicPartition], windows: WindowManager) -> int:
+        """Take back the stored open-window shares of newly owned partitions; how many."""
+        tps = list(tps)
+        with transaction(self._engine) as conn:
+            rows = stored_windows.load_partials(conn, tps)
+            detectors = stored_windows.load_detectors(conn, self._group_id, tps)
+        for row in rows:
+            key = (row.model, row.version, _ms(row.window_start), row.topic, row.partition)
+            windows.restore(key, _ms(row.window_end), WindowState.from_bytes(row.state))
+        for model, topic, partition, snapshot in detectors:
+            detector = ScoreChangeDetector.from_snapshot(snapshot)
+            windows.restore_detector((model, topic, partition), detector)
+        return len(rows)
+
+    def commit(
+        self, pending: PendingEffects, ledger: Ledger, windows: WindowManager | None = None
+    ) -> dict[TopicPartition, int]:
+        """Store ``pending``, the changed windows and the ledger's moves; the offsets stored.
+
+        Raises FencedError when another member moved a partition (nothing is written), and
+        StoreError when the database failed (nothing is written).
+        """
+        moves = ledger.moves()
+        unsaved = windows.unsaved() if windows is not None else []
+        detectors = windows is not None and bool(windows.detectors_unsaved)
+        if not moves and not pending and not unsaved and not detectors:
+            return {}
+        unpublished = pending.rejected[pending.rejected_published :]
+        if unpublished and self._dead_letter_sink is not None:
+            self._dead_letter_sink(unpublished)  # a retried checkpoint does not resend these
+            pending.rejected_published = len(pending.rejected)
+        now = self._clock()
+        with transaction(self._engine, write=True) as conn:
+            repository.advance_offsets(conn, self._group_id, moves, now)
+            closed = _save_windows(conn, unsaved, now)
+            counts = WindowCounts().merge(pending.counts).merge(_late_after_close(closed))
+            repository.add_window_counts(conn, _deltas(counts))
+            repository.insert_dead_letters(conn, _dead_letter_rows(pending.rejected, now))
+            _refresh_late_metrics(conn, counts, now)
+            if windows is not None:
+                snapshots = [
+                    (*k, windows.detectors[k].snapshot()) for k in windows.detectors_unsaved
+                ]
+                stored_windows.save_detectors(conn, self._group_id, sorted(snapshots), now)
+        for tp, (_, new) in moves.items():
+            ledger.stored[tp] = new
+        if windows is not None:
+            windows.detectors_unsaved.clear()
+            windows.saved(key for key, _ in unsaved)
+            windows.drop(key for key, _ in closed)
+        return {tp: new.offset for tp, (_, new) in moves.items()}
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _window_id(key: PartialKey) -> WindowId:
+    return (key[0], key[1], to_datetime(key[2]))
+
+
+def _save_windows(
+    conn: Connection, unsaved: list[tuple[PartialKey, OpenWindow]], now: datetime
+) -> list[tuple[PartialKey, OpenWindow]]:
+    """Store the changed window shares; returns those whose window closed meanwhile.
+
+    A window that closed while this partition was idle takes nothing more: what the
+    partition delivered for it since is late (DESIGN.md §4).
+    """
+    ids = sorted({_window_id(key) for key, _ in unsaved})
+    for window in ids:
+        stored_windows.lock_window(conn, window, shared=True)
+    closed_ids = stored_windows.closed_among(conn, ids)
+    closed = [(k, w) for k, w in unsaved if _window_id(k) in closed_ids]
+    rows = [
+        stored_windows.PartialRow(
+            model=key[0],
+            version=key[1],
+            window_start=to_datetime(key[2]),
+            window_end=to_datetime(window.end_ms),
+            topic=key[3],
+            partition=key[4],
+            reference_revision=window.state.revision,
+            events=window.state.events,
+            state=window.state.to_bytes(),
+        )
+        for key, window in unsaved
+        if _window_id(key) not in closed_ids
+    ]
+    stored_windows.save_partials(conn, rows, now)
+    return closed
+
+
+def _late_after_close(closed: list[tuple[PartialKey, OpenWindow]]) -> WindowCounts:
+    """Counted as events when they arrived, late now that their window turned out closed."""
+    moved = WindowCounts()
+    for key, window in closed:
+        count_key = (key[0], key[1], key[2], window.end_ms)
+        moved.events[count_key] -= window.unsaved
+        moved.late[count_key] += window.unsaved
+    return moved
+
+
+def _refresh_late_metrics(conn: Connection, counts: WindowCounts, now: datetime) -> None:
+    """Keep the ``late_events`` metric of closed windows equal to their late count."""
+    late = {(m, v, to_datetime(s)): to_datetime(e) for (m, v, s, e), n in counts.late.items() if n}
+    rows = [
+        stored_windows.MetricRow(
+            window[0],
+            window[1],
+            None,
+            window[2],
+            late[window],
+            None,
+            "late_events",
+            float(value := stored_windows.late_events(conn, window)),
+            value,
+            None,
+        )
+        for window in sorted(stored_windows.closed_among(conn, late))
+    ]
+    stored_windows.save_metrics(conn, rows, now)
+
+
+def _deltas(counts: WindowCounts) -> list[WindowCountDelta]:
+    return [
+        WindowCountDelta(
+            model=model,
+            version=version,
+            window_start=to_datetime(start),
+            window_end=to_datetime(end),
+            events=counts.events.get(key, 0),
+            labels=counts.labels.get(key, 0),
+            late_events=counts.late.get(key, 0),
+            last_event_time=(
+                to_datetime(counts.last_event_ms[key]) if key in counts.last_event_ms else None
+            ),
+        )
+        for key in counts.sorted_keys()
+        for model, version, start, end in (key,)
+    ]
+
+
+def _dead_letter_rows(rejected: list[Rejected], now: datetime) -> list[dict[str, object]]:
+    return [
+        {
+            "topic": r.topic,
+            "partition": r.partition,
+            "offset": r.offset,
+            "size": r.size,
+            "reason": r.reason,
+            "model": r.model,
+            "version": r.version,
+            "payload": r.payload,
+            "received_at": now,
+        }
+        for r in rejected
+    ]

@@ -1,0 +1,422 @@
+"""The ``monitor`` command: thin click commands that parse, call app/store, and print.
+
+Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration. Every command takes
+``--config/-c`` (default: ``$MONITOR_CONFIG``, else ``./monitor.yaml``); read commands take
+``--json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn, TypeVar
+
+import click
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from monitor import app
+from monitor.errors import ConfigError, MonitorError, SchemaOutdatedError, StoreError
+from monitor.reference.service import ActiveReference, build_and_store, load_active
+from monitor.settings import Settings, load_settings, mask_url, parse_duration
+from monitor.status import metric_rows, status_report
+from monitor.store import db
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXIT_RUNTIME = 1
+EXIT_USAGE = 2
+DEFAULT_CONFIG = "monitor.yaml"
+
+
+def config_option(func: F) -> F:
+    return click.option(
+        "--config",
+        "-c",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="MONITOR_CONFIG",
+        default=DEFAULT_CONFIG,
+        show_default="$MONITOR_CONFIG or ./monitor.yaml",
+        help="YAML configuration file.",
+    )(func)
+
+
+def json_option(func: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(func)
+
+
+def fail(message: str, code: int) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def settings_from(path: Path) -> Settings:
+    """Load the config or stop with every problem listed and exit code 2."""
+    try:
+        return load_settings(path)
+    except ConfigError as exc:
+        click.echo(f"{path}: invalid configuration", err=True)
+        for problem in exc.errors:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(EXIT_USAGE)
+
+
+def wide_console() -> Console:
+    """A console for tables: the terminal's width, or a wide page when output is piped."""
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
+
+
+def print_json(document: Any) -> None:
+    click.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    quiet = max(logging.WARNING, logging.getLogger().level)
+    for noisy in ("kafka", "alembic"):
+        logging.getLogger(noisy).setLevel(quiet)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="monitor")
+def main() -> None:
+    """Streaming production monitoring for machine-learning models."""
+
+
+@main.command("check-config")
+@config_option
+def check_config(config_path: Path) -> None:
+    """Validate the configuration and summarise it (exit 2 when invalid)."""
+    settings = settings_from(config_path)
+    click.echo(f"{config_path}: ok")
+    for line in settings.summary():
+        click.echo(f"  {line}")
+
+
+@main.group("db")
+def db_group() -> None:
+    """Database schema commands."""
+
+
+@db_group.command("upgrade")
+@config_option
+def db_upgrade(config_path: Path) -> None:
+    """Create or migrate the database schema to this version of monitor."""
+    settings = settings_from(config_path)
+    url = settings.database.url.get_secret_value()
+    try:
+        before, after = db.upgrade(db.create_db_engine(url))
+    except StoreError as exc:
+        fail(str(exc), EXIT_RUNTIME)
+    state = "already at" if before == after else f"upgraded from {before or 'empty'} to"
+    click.echo(f"{mask_url(url)}: {state} revision {after}")
+
+
+@main.command("run")
+@config_option
+@click.option(
+    "--exit-when-idle",
+    "idle",
+    metavar="DURATION",
+    help="Exit 0 once no record arrived for DURATION and everything is checkpointed.",
+)
+@click.option("--flush", is_flag=True, help="Close and evaluate the open windows on exit.")
+@click.option("--upgrade-db", is_flag=True, help="Migrate the database schema first.")
+@click.option("--log-level", default=None, help="debug, info, warning or error.")
+def run(
+    config_path: Path, idle: str | None, flush: bool, upgrade_db: bool, log_level: str | None
+) -> None:
+    """Consume predictions and labels from Kafka until stopped (SIGTERM or Ctrl-C)."""
+    settings = settings_from(config_path)
+    idle_s = _duration_seconds(idle, "--exit-when-idle")
+    setup_logging(log_level or settings.logging.level)
+    engine = _open_database(settings, upgrade_db)
+    try:
+        loop = app.build_run_loop(settings, engine)
+    except MonitorError as exc:
+        fail(str(exc), EXIT_RUNTIME)
+    _stop_on_signals(loop.stop.set)
+    try:
+        loop.run(exit_when_idle=idle_s, flush=flush)
+    except MonitorError as exc:
+        fail(str(exc), EXIT_RUNTIME)
+    rate = loop.throughput()
+    logging.getLogger("monitor").info(
+        "stopped after %d records%s",
+        loop.consumed,
+        f" ({rate:,.0f} records/s from first to last)" if rate else "",
+    )
+
+
+def _duration_seconds(value: str | None, option: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value).total_seconds()
+    except ValueError as exc:
+        fail(f"{option}: {exc}", EXIT_USAGE)
+
+
+def _open_database(settings: Settings, upgrade: bool) -> Any:
+    try:
+        return app.open_database(settings, upgrade=upgrade)
+    except SchemaOutdatedError as exc:
+        fail(str(exc), EXIT_USAGE)
+    except StoreError as exc:
+        fail(str(exc), EXIT_RUNTIME)
+
+
+def _stop_on_signals(stop: Callable[[], None]) -> None:
+    """First SIGTERM/SIGINT: finish the batch, checkpoint, exit 0. Second SIGINT: exit now."""
+    interrupted = False
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        nonlocal interrupted
+        if signum == signal.SIGINT and interrupted:
+            os._exit(130)
+        interrupted = True
+        stop()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
+@main.command("replay")
+@config_option
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--kind",
+    type=click.Choice(["predictions", "labels"]),
+    default="predictions",
+    show_default=True,
+    help="What the file's lines are.",
+)
+@click.option("--flush", is_flag=True, help="Close and evaluate the open windows at the end.")
+def replay(config_path: Path, file: Path, kind: str, flush: bool) -> None:
+    """Feed a JSON Lines file through the pipeline; a second replay resumes, never recounts."""
+    settings = settings_from(config_path)
+    setup_logging(settings.logging.level)
+    engine = _open_database(settings, False)
+    try:
+        result = app.replay(
+            settings, engine, file, "labels" if kind == "labels" else "predictions", flush=flush
+        )
+    except MonitorError as exc:
+        fail(str(exc), EXIT_RUNTIME)
+    where = "from the start" if result.first_line == 1 else f"from line {result.first_line}"
+    click.echo(
+        f"{file}: {result.records} records replayed {where}, {result.windows_closed} windows closed"
+    )
+
+
+@main.group("reference")
+def reference_group() -> None:
+    """Reference profiles: what each model's data looked like while it was trusted."""
+
+
+@reference_group.command("build")
+@config_option
+@click.option("--model", "-m", required=True, help="Model name, as in the events.")
+@click.option(
+    "--data",
+    "data",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="CSV, Parquet or JSON Lines file with the same field names as the events.",
+)
+@click.option("--version", "-v", "version", default=None, help="Only for this model version.")
+def reference_build(config_path: Path, model: str, data: Path, version: str | None) -> None:
+    """Profile a training or validation file and store it as the active reference."""
+    settings = settings_from(config_path)
+    engine = _open_database(settings, False)
+    try:
+        revision, profile = build_and_store(settings, engine, model, data, version, app.utc_now())
+    except MonitorError as exc:
+        fail(str(exc), EXIT_RUNTIME)
+    scope = f"{model} version {version}" if version else f"{model} (every version)"
+    click.echo(
+        f"reference revision {revision} for {scope}: {profile.rows} rows, "
+        f"{len(profile.features)} features from {data}"
+    )
+
+
+@reference_group.command("show")
+@config_option
+@json_option
+@click.option("--model", "-m", required=True, help="Model name.")
+@click.option("--version", "-v", "version", default=None, help="Model version.")
+def reference_show(config_path: Path, as_json: bool, model: str, version: str | None) -> None:
+    """Show the active reference profile of a model (version)."""
+    settings = settings_from(config_path)
+    engine = _open_database(settings, False)
+    try:
+        active = load_active(engine, model, version)
+    except MonitorError as exc:
+        fail(str(exc), EXIT_RUNTIME)
+    if active is None:
+        fail(f"no reference for {model}: build one with `monitor reference build`", EXIT_RUNTIME)
+    if as_json:
+        print_json({"revision": active.revision} | orjson.loads(active.profile.to_json()))
+        return
+    _print_reference(active)
+
+
+def _print_reference(active: ActiveReference) -> None:
+    profile = active.profile
+    scope = "every version" if active.version is None else f"version {active.version}"
+    console = wide_console()
+    console.print(
+        f"{profile.model} ({scope}), revision {active.revision}: {profile.rows} rows "
+        f"from {profile.created_from}"
+    )
+    table = Table(title="features", title_justify="left")
+    for column in ("feature", "type", "missing", "summary"):
+        table.add_column(column)
+    for name, feature in sorted(profile.features.items()):
+        if feature.type == "numeric":
+            summary = (
+                f"mean {feature.mean:.4g}, std {feature.std:.4g}, "
+                f"range [{feature.min:.4g}, {feature.max:.4g}], {len(feature.edges) - 1} bins"
+                if feature.mean is not None
+                and feature.std is not None
+                and feature.min is not None
+                and feature.max is not None
+                else "no valid values"
+            )
+        else:
+            top = ", ".join(f"{k} {v}" for k, v in list(feature.counts.items())[:4])
+            summary = f"{len(feature.counts)} categories: {top}"
+        table.add_row(name, feature.type, f"{feature.missing_rate:.1%}", summary)
+    console.print(table)
+    if profile.baseline:
+        console.print(
+            "baseline: " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(profile.baseline.items()))
+        )
+
+
+@main.command("metrics")
+@config_option
+@json_option
+@click.option("--model", "-m", required=True, help="Model name.")
+@click.option("--feature", "-f", default=None, help="Feature, @score, @prediction, or - for none.")
+@click.option("--metric", default=None, help="Metric name, e.g. psi, missing_rate, events.")
+@click.option(
+    "--segment", "-s", default=None, help="Slice such as channel=web (default: the whole model)."
+)
+@click.option("--since", default=None, help="ISO 8601 time, or a duration back from now (2h).")
+def metrics(
+    config_path: Path,
+    as_json: bool,
+    model: str,
+    feature: str | None,
+    metric: str | None,
+    segment: str | None,
+    since: str | None,
+) -> None:
+    """The time series of a model's closed-window metrics."""
+    settings = settings_from(config_path)
+    since_at = _since(since)
+    engine = _open_database(settings, False)
+    try:
+        rows = metric_rows(engine, model, feature, metric, segment, since_at)
+    except MonitorError as exc:
+        fail(str(exc), EXIT_RUNTIME)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title=f"{model} metrics", title_justify="left")
+    for column in ("window", "version", "segment", "feature", "metric", "value", "n", "decision"):
+        table.add_column(column, justify="right" if column in {"value", "n"} else "left")
+    for r in rows:
+        value = "-" if r["value"] is None else f"{r['value']:.4g}"
+        table.add_row(
+            r["window_start"],
+            r["version"],
+            r["segment"] or "-",
+            r["feature"] or "-",
+            r["metric"],
+            value,
+            str(r["n"]),
+            r["decision"] or "-",
+        )
+    wide_console().print(table if rows else f"no closed windows of {model} match")
+
+
+def _since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return app.utc_now() - parse_duration(value)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"--since: '{value}' is neither ISO 8601 nor a duration", EXIT_USAGE)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@main.command("status")
+@config_option
+@json_option
+def status(config_path: Path, as_json: bool) -> None:
+    """Per model and version: events, labels, rejects, last event; lag per partition."""
+    settings = settings_from(config_path)
+    engine = _open_database(settings, False)
+    try:
+        report = status_report(settings, engine)
+    except MonitorError as exc:
+        fail(str(exc), EXIT_RUNTIME)
+    if as_json:
+        print_json(report)
+        return
+    _print_status(report)
+
+
+def _print_status(report: dict[str, Any]) -> None:
+    console = wide_console()
+    models = Table(title="models", title_justify="left")
+    numbers = ("events", "labels", "rejected", "late", "open", "closed")
+    for column in ("model", "version", *numbers, "last event", "reference", "top drift"):
+        models.add_column(column, justify="right" if column in numbers else "left")
+    for m in report["models"]:
+        drift = ", ".join(
+            f"{d['feature']} {d['psi']:.2f}{' (drift)' if d['decision'] == 'drift' else ''}"
+            for d in m["top_drift"]
+        )
+        counts = (m[k] for k in ("events", "labels", "rejected", "late"))
+        models.add_row(
+            m["model"],
+            m["version"],
+            *map(str, counts),
+            str(m["open_windows"]),
+            str(m["closed_windows"]),
+            m["last_event_time"] or "-",
+            "yes" if m["reference"] else "no",
+            drift or "-",
+        )
+    console.print(models if report["models"] else "no events stored yet")
+    if not report["partitions"]:
+        console.print("no Kafka partitions consumed yet")
+        console.print(f"dead letters: {report['dead_letters']}")
+        return
+    partitions = Table(title="partitions", title_justify="left")
+    for column in ("topic", "partition", "next offset", "lag"):
+        partitions.add_column(column)
+    for p in report["partitions"]:
+        lag = "?" if p["lag"] is None else str(p["lag"])
+        partitions.add_row(p["topic"], str(p["partition"]), str(p["offset"]), lag)
+    console.print(partitions)
+    console.print(f"dead letters: {report['dead_letters']}")

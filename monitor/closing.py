@@ -1,0 +1,150 @@
+"""Closing windows: when every partition's watermark has passed, evaluate exactly once.
+
+A window of a model closes when, for every non-idle partition of its topic, the stored newest
+event time minus the model's allowed lateness has passed the window's end (DESIGN.md §4). The
+stored values are the checkpointed ones, whichever process owns the partition, so any process
+may close any window: the one whose claim insert succeeds merges the partitions' shares,
+evaluates them against the reference and stores the metrics, in one transaction.
+
+A partition counts as idle when it has not moved for ``idle_timeout`` (wall clock) while this
+process has been consuming for at least as long; so a restart after a long pause does not
+close windows before the backlog is read.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import Engine
+
+from monitor.reference.service import ReferenceCache
+from monitor.settings import Settings
+from monitor.store import windows as stored
+from monitor.store.db import transaction
+from monitor.store.repository import StoredPosition, load_positions
+from monitor.windows.evaluation import evaluate
+from monitor.windows.ranges import duration_ms
+from monitor.windows.state import WindowState
+
+log = logging.getLogger(__name__)
+
+
+class WindowCloser:
+    """Closes and evaluates the windows the watermarks of one topic have passed."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        source: tuple[str, str],
+        references: ReferenceCache,
+        clock: Callable[[], datetime],
+        partitions: Callable[[], set[int]],
+    ) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._group_id, self._topic = source
+        self._references = references
+        self._clock = clock
+        self._partitions = partitions  # every partition of the topic, stored or not yet
+        self._started = clock()
+        self.closed = 0
+
+    def close_ready(self, *, flush: bool = False) -> int:
+        """Close every window that is due (every open one with ``flush``); how many closed."""
+        now = self._clock()
+        with transaction(self._engine) as conn:
+            positions = load_positions(conn, self._group_id, [self._topic])
+            candidates = stored.open_windows(conn)
+        horizon = self._horizon(positions, now)
+        closed = 0
+        for window, end in candidates:
+            lateness = duration_ms(self._settings.model(window[0]).allowed_lateness)
+            end_ms = int(end.timestamp() * 1000)
+            if flush or (horizon is not None and end_ms + lateness <= horizon):
+                closed += self._close(window, end, now)
+        self.closed += closed
+        return closed
+
+    def _horizon(
+        self, positions: dict[tuple[str, int], StoredPosition], now: datetime
+    ) -> float | None:
+        """The smallest newest-event time over the partitions still holding windows open."""
+        idle_after = self._settings.ingest.idle_timeout
+        may_idle = now - self._started >= idle_after
+        times: list[int] = []
+        for partition in self._partitions() | {p for _, p in positions}:
+            stored_position = positions.get((self._topic, partition))
+            max_ms = None if stored_position is None else stored_position.position.max_event_ms
+            if may_idle and (
+                stored_position is None or now - stored_position.updated_at >= idle_after
+            ):
+                continue  # idle: it does not hold windows open
+            if max_ms is None:
+                return None  # a partition that has given no event time yet holds everything
+            times.append(max_ms)
+        if times:
+            return float(min(times))
+        return float("inf") if may_idle and positions else None
+
+    def _close(self, window: stored.WindowId, end: datetime, now: datetime) -> int:
+        model, version, start = window
+        config = self._settings.model(model)
+        active = self._references.get(model, version)
+        with transaction(self._engine, write=True) as conn:
+            stored.lock_window(conn, window, shared=False)
+            partials = stored.load_partials(conn, window=window)
+            if not partials:
+                return 0
+            merged = _merge([WindowState.from_bytes(p.state) for p in partials])
+            if not stored.claim_window(conn, window, end, merged.events, merged.revision, now):
+                return 0
+            metrics = evaluate(
+                merged,
+                None if active is None else active.profile,
+                min_samples=config.min_samples,
+                window_seconds=(end - start).total_seconds(),
+            )
+            late = stored.late_events(conn, window)
+            rows = [
+                stored.MetricRow(
+                    model,
+                    version,
+                    m.segment,
+                    start,
+                    end,
+                    m.feature,
+                    m.metric,
+                    m.value,
+                    m.n,
+                    m.decision,
+                )
+                for m in metrics
+            ]
+            rows.append(
+                stored.MetricRow(
+                    model, version, None, start, end, None, "late_events", late, late, None
+                )
+            )
+            stored.save_metrics(conn, rows, now)
+            stored.delete_partials(conn, window)
+        log.info(
+            "window closed: %s %s %s (%d events, %d metrics)",
+            model,
+            version,
+            start.isoformat(),
+            merged.events,
+            len(rows),
+        )
+        return 1
+
+
+def _merge(states: list[WindowState]) -> WindowState:
+    """One state from every partition's share (the reference revision of the largest share)."""
+    states.sort(key=lambda s: s.events, reverse=True)
+    merged = WindowState(states[0].revision)
+    for state in states:
+        merged.merge(state)
+    return merged

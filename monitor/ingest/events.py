@@ -1,0 +1,299 @@
+"""The event contract (DESIGN.md §3): raw Kafka or file records become typed events.
+
+``EventParser.parse`` turns one record's bytes into a ``PredictionEvent``, a ``LabelEvent`` or
+a ``Rejected`` value. Rejection is data, not an exception: the caller routes it to the dead
+letters and goes on, so one bad event never stops the loop. Event time is kept as integer
+epoch milliseconds, which window arithmetic uses directly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final, Literal, Protocol
+
+import orjson
+
+from monitor.ingest.mapping import MISSING, FieldGetters, compile_path
+from monitor.settings import Settings
+
+Kind = Literal["predictions", "labels"]
+PAYLOAD_KEEP_BYTES: Final = 64 * 1024
+EPOCH_MS_THRESHOLD: Final = 1e11  # above: milliseconds, below: seconds
+MIN_EVENT_TIME_MS: Final = int(datetime(2000, 1, 1, tzinfo=UTC).timestamp() * 1000)
+DEFAULT_VERSION: Final = "default"
+
+
+class RawRecord(Protocol):
+    """What parsing needs of a record: kafka-python's ConsumerRecord fits, so does a line."""
+
+    @property
+    def offset(self) -> int: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def timestamp(self) -> int | None: ...
+
+
+@dataclass(slots=True)
+class PredictionEvent:
+    """One prediction a model served, with its features, at event time ``ts_ms``."""
+
+    model: str
+    version: str
+    ts_ms: int
+    id: str | None
+    features: dict[str, Any]
+    prediction: Any
+    score: Any
+    scores: Any
+    segment: dict[str, str]
+    partition: int
+    offset: int
+
+
+@dataclass(slots=True)
+class LabelEvent:
+    """Ground truth for the prediction with the same ``id``, possibly days later."""
+
+    model: str
+    version: str | None
+    ts_ms: int
+    id: str | None
+    label: Any
+    prediction: Any
+    score: Any
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """An unusable record: kept in the dead letters with where it came from and why."""
+
+    reason: str
+    topic: str
+    partition: int
+    offset: int
+    size: int
+    payload: bytes = field(repr=False)
+    model: str | None = None
+    version: str | None = None
+
+
+Event = PredictionEvent | LabelEvent
+
+
+class _Reject(Exception):
+    def __init__(self, reason: str, model: str | None = None) -> None:
+        self.reason = reason
+        self.model = model
+        self.version: str | None = None
+
+
+def decode_json(raw: bytes) -> Any:
+    """orjson, falling back to the stdlib only for what orjson refuses (NaN, Infinity, bigints).
+
+    Raises ValueError ``not valid JSON: ...`` for anything neither accepts.
+    """
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as first:
+        try:
+            return json.loads(raw.decode("utf-8"))
+        except (ValueError, RecursionError):
+            raise ValueError(f"not valid JSON: {first}") from None
+
+
+def parse_event_time(value: Any) -> int:
+    """Epoch milliseconds from ISO 8601 (UTC when no zone) or epoch seconds/milliseconds."""
+    if isinstance(value, bool):
+        raise _Reject(f"unusable ts {value!r}: not a time")
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise _Reject(f"unusable ts {value!r}: not a finite number")
+        return int(value) if value > EPOCH_MS_THRESHOLD else int(value * 1000)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise _Reject(f"unusable ts {value[:64]!r}: not ISO 8601 or epoch") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return int(parsed.timestamp() * 1000)
+    raise _Reject(f"unusable ts of type {type(value).__name__}")
+
+
+def _name(value: Any, what: str) -> str:
+    """A model/version/id value as text: strings and integers are names, nothing else is."""
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise _Reject(f"{what} must be a non-empty string or an integer, got {value!r:.64}")
+
+
+class EventParser:
+    """Parses records of one consumer: field paths, size and clock limits from Settings."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], float]) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._model_of = compile_path(settings.ingest.fields.model)
+        self._version_of = compile_path(settings.ingest.fields.version)
+        self._getters: dict[str, FieldGetters] = {}
+        self._configured = {m.name for m in settings.models}
+        self._max_bytes = settings.ingest.max_event_bytes
+        self._skew_ms = int(settings.ingest.max_clock_skew.total_seconds() * 1000)
+
+    def latest_usable_ms(self) -> int:
+        """The newest event time accepted now; computed once per batch by callers."""
+        return int(self._clock() * 1000) + self._skew_ms
+
+    def parse(
+        self,
+        record: RawRecord,
+        kind: Kind,
+        topic: str,
+        partition: int,
+        latest_ms: int,
+    ) -> Event | Rejected:
+        """The typed event of ``record``, or why it cannot be used."""
+        raw = record.value or b""
+        try:
+            if not raw:
+                raise _Reject("empty record")
+            if len(raw) > self._max_bytes:
+                raise _Reject(f"event of {len(raw)} bytes exceeds max_event_bytes")
+            try:
+                doc = decode_json(raw)
+            except ValueError as exc:
+                raise _Reject(str(exc)) from None
+            if not isinstance(doc, dict):
+                raise _Reject(f"not a JSON object but {type(doc).__name__}")
+            return self._event(doc, record, kind, partition, latest_ms)
+        except _Reject as rejected:
+            return Rejected(
+                rejected.reason,
+                topic,
+                partition,
+                record.offset,
+                len(raw),
+                raw[:PAYLOAD_KEEP_BYTES],
+                rejected.model,
+                rejected.version if rejected.model is not None else None,
+            )
+
+    def _event(
+        self, doc: dict[str, Any], record: RawRecord, kind: Kind, partition: int, latest_ms: int
+    ) -> Event:
+        model = self._model(doc)
+        version: str | None = None
+        try:
+            version_value = self._version_of(doc)
+            if version_value is not MISSING and version_value is not None:
+                version = _name(version_value, "version")
+            getters = self._getters_for(model)
+            ts_ms = self._event_time(getters.ts(doc), record.timestamp, latest_ms)
+            id_value = getters.id(doc)
+            event_id = None if id_value is MISSING or id_value is None else _name(id_value, "id")
+            if kind == "labels":
+                return self._label(doc, getters, model, version, ts_ms, event_id, record, partition)
+            return PredictionEvent(
+                model=model,
+                version=version or DEFAULT_VERSION,
+                ts_ms=ts_ms,
+                id=event_id,
+                features=self._features(getters.features(doc)),
+                prediction=_value(getters.prediction(doc)),
+                score=_value(getters.score(doc)),
+                scores=_value(getters.scores(doc)),
+                segment=_segment(getters.segment(doc)),
+                partition=partition,
+                offset=record.offset,
+            )
+        except _Reject as rejected:
+            rejected.model, rejected.version = model, version or DEFAULT_VERSION
+            raise
+
+    def _label(
+        self,
+        doc: dict[str, Any],
+        getters: FieldGetters,
+        model: str,
+        version: str | None,
+        ts_ms: int,
+        event_id: str | None,
+        record: RawRecord,
+        partition: int,
+    ) -> LabelEvent:
+        label = getters.label(doc)
+        if label is MISSING:
+            raise _Reject("label event without a label")
+        return LabelEvent(
+            model=model,
+            version=version,
+            ts_ms=ts_ms,
+            id=event_id,
+            label=label,
+            prediction=_value(getters.prediction(doc)),
+            score=_value(getters.score(doc)),
+            partition=partition,
+            offset=record.offset,
+        )
+
+    def _model(self, doc: dict[str, Any]) -> str:
+        value = self._model_of(doc)
+        if value is MISSING or value is None:
+            default = self._settings.ingest.default_model
+            if default is None:
+                raise _Reject(f"missing model field '{self._settings.ingest.fields.model}'")
+            return default
+        model = _name(value, "model")
+        if self._settings.ingest.unknown_models == "reject" and model not in self._configured:
+            raise _Reject(f"unknown model '{model:.200}'")
+        return model
+
+    def _getters_for(self, model: str) -> FieldGetters:
+        getters = self._getters.get(model)
+        if getters is None:
+            getters = FieldGetters.from_config(self._settings.model(model).fields)
+            self._getters[model] = getters
+        return getters
+
+    @staticmethod
+    def _event_time(value: Any, record_ts_ms: int | None, latest_ms: int) -> int:
+        if value is MISSING or value is None:
+            if record_ts_ms is None or record_ts_ms < 0:
+                raise _Reject("missing ts and no record timestamp")
+            ts_ms = record_ts_ms
+        else:
+            ts_ms = parse_event_time(value)
+        if ts_ms < MIN_EVENT_TIME_MS:
+            raise _Reject("unusable ts: before 2000-01-01")
+        if ts_ms > latest_ms:
+            raise _Reject("unusable ts: further ahead of the wall clock than max_clock_skew")
+        return ts_ms
+
+    @staticmethod
+    def _features(value: Any) -> dict[str, Any]:
+        if value is MISSING or value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise _Reject(f"features must be an object, got {type(value).__name__}")
+        return value
+
+
+def _value(value: Any) -> Any:
+    return None if value is MISSING else value
+
+
+def _segment(value: Any) -> dict[str, str]:
+    if value is MISSING or value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _Reject(f"segment must be an object, got {type(value).__name__}")
+    return {str(k): str(v) for k, v in value.items()}

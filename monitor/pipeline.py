@@ -1,0 +1,121 @@
+"""The prose of the system: decode → route → windows (→ close → evaluate → act).
+
+Kafka and replayed files feed records here, a partition's slice at a time. Each record
+becomes a typed event or a rejection; events land in their model's event-time window;
+rejections wait for the dead letters. Nothing here does I/O: the effects stay pending until
+the checkpoint stores them together with the offsets they came from.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+from monitor.checkpoint import Ledger, PendingEffects
+from monitor.ingest.events import (
+    EventParser,
+    Kind,
+    LabelEvent,
+    PredictionEvent,
+    RawRecord,
+    Rejected,
+)
+from monitor.settings import Settings
+from monitor.windows.manager import WindowManager
+from monitor.windows.ranges import duration_ms, window_start
+
+
+class Pipeline:
+    """Turns records into pending effects; the run loop and replay drive it."""
+
+    def __init__(
+        self, settings: Settings, clock: Callable[[], float], windows: WindowManager
+    ) -> None:
+        self._settings = settings
+        self._parser = EventParser(settings, clock)
+        self.windows = windows
+        self._timing_ms: dict[str, tuple[int, int]] = {}
+        self.pending = PendingEffects()
+
+    def ingest(
+        self,
+        kind: Kind,
+        topic: str,
+        partition: int,
+        records: Sequence[RawRecord],
+        ledger: Ledger,
+    ) -> int:
+        """Route one partition's ``records``; returns how many were new (not redelivered)."""
+        tp = (topic, partition)
+        fresh = [r for r in records if ledger.accepts(tp, r.offset)]
+        if not fresh:
+            return 0
+        latest_ms = self._parser.latest_usable_ms()
+        counts, rejected = self.pending.counts, self.pending.rejected
+        max_ms = ledger.max_event_ms(tp)
+        by_window: dict[tuple[str, str, int, int], list[PredictionEvent]] = {}
+        scores: dict[str, tuple[list[float], list[tuple[str, int]]]] = {}
+        for record in fresh:
+            event = self._parser.parse(record, kind, topic, partition, latest_ms)
+            if isinstance(event, Rejected):
+                rejected.append(event)
+                continue
+            size, lateness = self._timing(event.model)
+            start = window_start(event.ts_ms, size)
+            if isinstance(event, LabelEvent):  # labels do not move watermarks
+                counts.add_label((event.model, event.version or "default", start, start + size))
+                continue
+            key = (event.model, event.version, start, start + size)
+            # Late: below this partition's own watermark at arrival (DESIGN.md §4), so a
+            # replay of the partition decides exactly as the first run did.
+            if max_ms is not None and event.ts_ms < max_ms - lateness:
+                counts.add_late(key)
+                continue
+            counts.add_event(key, event.ts_ms)
+            by_window.setdefault(key, []).append(event)
+            score = event.score
+            if type(score) in (float, int) and math.isfinite(score):
+                values, where = scores.setdefault(event.model, ([], []))
+                values.append(score)
+                where.append((event.version, start))
+            if max_ms is None or event.ts_ms > max_ms:
+                max_ms = event.ts_ms
+        for (model, version, start, end), events in by_window.items():
+            self.windows.add(tp, model, version, (start, end), events)
+        for model, (values, where) in scores.items():
+            self.windows.observe_scores(tp, model, values, where)
+        self.pending.records += len(fresh)
+        ledger.consumed(tp, fresh[-1].offset + 1, max_ms)
+        return len(fresh)
+
+    def take_pending(self) -> PendingEffects:
+        """Hand the pending effects to a checkpoint and start afresh."""
+        pending, self.pending = self.pending, PendingEffects()
+        return pending
+
+    def restore_pending(self, pending: PendingEffects) -> None:
+        """Put back effects whose checkpoint failed transiently (the next one retries)."""
+        pending.counts.merge(self.pending.counts)
+        pending.rejected.extend(self.pending.rejected)  # published ones stay a prefix
+        pending.records += self.pending.records
+        self.pending = pending
+
+    def discard_pending(self) -> None:
+        """Forget effects that can no longer be stored (fenced): they will be re-consumed.
+
+        Open windows hold them too, so they go as well and are re-read from the database.
+        """
+        self.pending = PendingEffects()
+        self.windows.clear()
+
+    def lateness_ms(self, model: str) -> int:
+        return self._timing(model)[1]
+
+    def _timing(self, model: str) -> tuple[int, int]:
+        """The model's window size and allowed lateness in milliseconds."""
+        timing = self._timing_ms.get(model)
+        if timing is None:
+            config = self._settings.model(model)
+            timing = (duration_ms(config.window), duration_ms(config.allowed_lateness))
+            self._timing_ms[model] = timing
+        return timing

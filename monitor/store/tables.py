@@ -1,0 +1,199 @@
+"""The database tables, as typed SQLAlchemy 2.0 models.
+
+Every table that one checkpoint touches is written in one transaction (checkpoint.py), so
+offsets, counts and dead letters never disagree after a crash. Times are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Dialect,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend (SQLite keeps no zone of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of monitor's schema."""
+
+
+class ConsumerOffset(Base):
+    """The NEXT offset to read per (consumer group, topic, partition); the source of truth.
+
+    Written with a compare-and-set on ``next_offset`` so a member that lost the partition in a
+    rebalance cannot overwrite the new owner's progress. Replayed files are stored here too,
+    with the file as topic, partition 0 and the next 1-based line number as offset.
+    """
+
+    __tablename__ = "consumer_offsets"
+
+    group_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    next_offset: Mapped[int] = mapped_column(BigInteger)
+    max_event_ms: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DeadLetter(Base):
+    """An event that could not be used, kept with its coordinates, reason and payload."""
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (UniqueConstraint("topic", "partition", "offset", name="uq_dead_letter"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(1024))
+    partition: Mapped[int] = mapped_column(Integer)
+    offset: Mapped[int] = mapped_column(BigInteger)
+    size: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text)
+    model: Mapped[str | None] = mapped_column(String(255))
+    version: Mapped[str | None] = mapped_column(String(255))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WindowCount(Base):
+    """Event and label counts per (model, version, event-time window)."""
+
+    __tablename__ = "window_counts"
+    __table_args__ = (Index("ix_window_counts_model", "model", "version"),)
+
+    model: Mapped[str] = mapped_column(String(255), primary_key=True)
+    version: Mapped[str] = mapped_column(String(255), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    window_end: Mapped[datetime] = mapped_column(UTCDateTime())
+    events: Mapped[int] = mapped_column(BigInteger, default=0)
+    labels: Mapped[int] = mapped_column(BigInteger, default=0)
+    late_events: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_event_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ReferenceProfileRow(Base):
+    """A stored reference profile revision; the newest per (model, version) is active.
+
+    ``version`` NULL is the model-wide profile, serving every version without its own.
+    """
+
+    __tablename__ = "reference_profiles"
+    __table_args__ = (
+        UniqueConstraint("model", "version", "revision", name="uq_reference_revision"),
+        Index("ix_reference_model", "model", "version"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(255))
+    version: Mapped[str | None] = mapped_column(String(255))
+    revision: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(Text)
+    rows: Mapped[int] = mapped_column(BigInteger)
+    profile: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WindowPartial(Base):
+    """One partition's share of an open window: its accumulators, merged when it closes.
+
+    Written by the partition's owner in the checkpoint transaction, so it always matches the
+    stored offset; deleted when the window is closed and evaluated.
+    """
+
+    __tablename__ = "window_partials"
+
+    model: Mapped[str] = mapped_column(String(255), primary_key=True)
+    version: Mapped[str] = mapped_column(String(255), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    window_end: Mapped[datetime] = mapped_column(UTCDateTime())
+    reference_revision: Mapped[int | None] = mapped_column(Integer)
+    events: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ClosedWindow(Base):
+    """A window that was closed and evaluated; inserting the row is the claim to evaluate it."""
+
+    __tablename__ = "closed_windows"
+
+    model: Mapped[str] = mapped_column(String(255), primary_key=True)
+    version: Mapped[str] = mapped_column(String(255), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    window_end: Mapped[datetime] = mapped_column(UTCDateTime())
+    events: Mapped[int] = mapped_column(BigInteger)
+    reference_revision: Mapped[int | None] = mapped_column(Integer)
+    closed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WindowMetric(Base):
+    """One metric of a closed window: (window, segment, feature, metric) → value, n, decision.
+
+    ``segment`` and ``feature`` store '' for "whole model" / "model-level" so the natural key
+    can be unique on every backend; the repository turns '' back into None.
+    """
+
+    __tablename__ = "window_metrics"
+    __table_args__ = (
+        UniqueConstraint(
+            "model", "version", "segment", "window_start", "feature", "metric", name="uq_metric"
+        ),
+        Index("ix_window_metrics_model_time", "model", "window_start"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(255))
+    version: Mapped[str] = mapped_column(String(255))
+    segment: Mapped[str] = mapped_column(String(255))
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    window_end: Mapped[datetime] = mapped_column(UTCDateTime())
+    feature: Mapped[str] = mapped_column(String(255))
+    metric: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float | None] = mapped_column(Float)
+    n: Mapped[int] = mapped_column(BigInteger)
+    decision: Mapped[str | None] = mapped_column(String(32))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DetectorState(Base):
+    """A river detector's state per (group, model, partition), stored with the offset."""
+
+    __tablename__ = "detector_states"
+
+    group_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    model: Mapped[str] = mapped_column(String(255), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    state: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

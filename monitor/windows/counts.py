@@ -1,0 +1,45 @@
+"""Per-window event counts: the first accumulator, additive so any two batches merge."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+WindowKey = tuple[str, str, int, int]  # model, version, window start and end (epoch ms)
+
+
+@dataclass(slots=True)
+class WindowCounts:
+    """Events, late events and labels per (model, version, window) since the last checkpoint."""
+
+    events: Counter[WindowKey] = field(default_factory=Counter)
+    labels: Counter[WindowKey] = field(default_factory=Counter)
+    late: Counter[WindowKey] = field(default_factory=Counter)
+    last_event_ms: dict[WindowKey, int] = field(default_factory=dict)
+
+    def add_event(self, key: WindowKey, ts_ms: int) -> None:
+        self.events[key] += 1
+        if ts_ms > self.last_event_ms.get(key, ts_ms - 1):
+            self.last_event_ms[key] = ts_ms
+
+    def add_label(self, key: WindowKey) -> None:
+        self.labels[key] += 1
+
+    def add_late(self, key: WindowKey) -> None:
+        self.late[key] += 1
+
+    def merge(self, other: WindowCounts) -> WindowCounts:
+        self.events.update(other.events)
+        self.labels.update(other.labels)
+        self.late.update(other.late)
+        for key, ts_ms in other.last_event_ms.items():
+            if ts_ms > self.last_event_ms.get(key, ts_ms - 1):
+                self.last_event_ms[key] = ts_ms
+        return self
+
+    def sorted_keys(self) -> list[WindowKey]:
+        """Every window touched, sorted so concurrent writers lock rows in one order."""
+        return sorted(set(self.events) | set(self.labels) | set(self.late))
+
+    def __bool__(self) -> bool:
+        return bool(self.events or self.labels or self.late)

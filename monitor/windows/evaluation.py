@@ -1,0 +1,142 @@
+"""A closed window's metrics: its merged state against the model's reference.
+
+Each slice (the whole model, then every ``key=value`` segment) is evaluated on its own with
+the default decisions of ``stats.decision``: drift needs a large effect and statistical
+support, quality rates are flagged only beyond a floor and a binomial test. Beside them go
+the summaries (``mean``, ``std``), the volume (``events``, ``volume_ratio``) and
+``score_change`` (1 when a partition's score change detector fired in the window). Without a
+reference a window is still counted and quality-checked: ``missing_rate`` and
+``type_error_rate`` without a decision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from monitor.reference.columns import CategoricalProfile, NumericProfile
+from monitor.reference.profile import ReferenceProfile
+from monitor.stats import quality
+from monitor.stats.decision import (
+    CategoricalInputs,
+    FeatureInputs,
+    NumericInputs,
+    evaluate_window,
+)
+from monitor.windows.accumulators import CategoricalAccumulator, NumericAccumulator
+from monitor.windows.state import (
+    PREDICTION,
+    SCORE,
+    WHOLE_MODEL,
+    Accumulator,
+    SliceState,
+    WindowState,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """One metric of one slice; ``feature`` None is model-level, ``decision`` None: no verdict."""
+
+    segment: str | None
+    feature: str | None
+    metric: str
+    value: float | None
+    n: int
+    decision: str | None
+
+
+def evaluate(
+    state: WindowState,
+    profile: ReferenceProfile | None,
+    *,
+    min_samples: int,
+    window_seconds: float,
+) -> list[Metric]:
+    """Every metric of a closed window (``state`` merged over all partitions)."""
+    metrics: list[Metric] = []
+    expected = None
+    if profile is not None and profile.rate_per_second is not None:
+        expected = profile.rate_per_second * window_seconds
+    for name in sorted(state.slices):
+        piece = state.slices[name]
+        segment = name or None
+        metrics.append(Metric(segment, None, "events", float(piece.events), piece.events, None))
+        metrics += _summaries(segment, piece)
+        if profile is None:
+            metrics += _quality_without_reference(segment, piece)
+            continue
+        inputs = {n: i for n, acc in piece.accumulators.items() if (i := _inputs(n, acc, profile))}
+        volume = expected if name == WHOLE_MODEL else None
+        rows = evaluate_window(
+            inputs,
+            min_samples=min_samples,
+            events=piece.events if volume is not None else None,
+            expected_events=volume,
+        )
+        metrics += [Metric(segment, r.feature, r.metric, r.value, r.n, r.decision) for r in rows]
+    changed = 1.0 if state.score_changes else 0.0  # a partition's detector fired in the window
+    metrics.append(Metric(None, None, "score_change", changed, state.events, None))
+    return metrics
+
+
+def _summaries(segment: str | None, piece: SliceState) -> list[Metric]:
+    rows = []
+    for name, acc in sorted(piece.accumulators.items()):
+        if isinstance(acc, NumericAccumulator) and acc.valid:
+            rows.append(Metric(segment, name, "mean", acc.mean, acc.valid, None))
+            rows.append(Metric(segment, name, "std", acc.std, acc.valid, None))
+    return rows
+
+
+def _quality_without_reference(segment: str | None, piece: SliceState) -> list[Metric]:
+    rows = []
+    for name, acc in sorted(piece.accumulators.items()):
+        if name in (SCORE, PREDICTION) or not acc.count:
+            continue
+        missing = quality.missing_rate(acc.missing, acc.count)
+        errors = quality.type_error_rate(acc.type_errors, acc.count)
+        rows.append(Metric(segment, name, "missing_rate", missing, acc.count, None))
+        rows.append(Metric(segment, name, "type_error_rate", errors, acc.count, None))
+    return rows
+
+
+def _inputs(name: str, acc: Accumulator, profile: ReferenceProfile) -> FeatureInputs | None:
+    """The stats inputs of one accumulator against its part of the reference, if comparable."""
+    ref = _reference_part(name, profile)
+    if isinstance(acc, NumericAccumulator) and isinstance(ref, NumericProfile):
+        histogram = acc.histogram
+        if histogram is None or ref.std is None or len(histogram) != len(ref.histogram):
+            return None
+        return NumericInputs(
+            ref_hist=np.asarray(ref.histogram, dtype=np.int64),
+            ref_sample=np.asarray(ref.sample, dtype=np.float64),
+            ref_std=ref.std,
+            ref_missing_rate=ref.missing_rate,
+            win_hist=np.asarray(histogram, dtype=np.int64),
+            win_sample=np.asarray(acc.sample, dtype=np.float64),
+            n=acc.count,
+            missing=acc.missing,
+            type_errors=acc.type_errors,
+        )
+    if isinstance(acc, CategoricalAccumulator) and isinstance(ref, CategoricalProfile):
+        return CategoricalInputs(
+            ref_counts=ref.counts,
+            ref_missing_rate=ref.missing_rate,
+            win_counts=acc.counts,
+            n=acc.count,
+            missing=acc.missing,
+            type_errors=acc.type_errors,
+        )
+    return None
+
+
+def _reference_part(
+    name: str, profile: ReferenceProfile
+) -> NumericProfile | CategoricalProfile | None:
+    if name == SCORE:
+        return profile.score
+    if name == PREDICTION:
+        return profile.prediction
+    return profile.features.get(name)

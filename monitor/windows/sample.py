@@ -1,0 +1,63 @@
+"""The bottom-k sample for exact tests: the values of the k events with the smallest keys.
+
+Keys come from ``hashing.event_keys``. The k smallest (key, value) pairs of a union are among
+the k smallest of each part, so the sample merges exactly, whatever the order or batching. It
+is kept sorted by (key, value) and stored as base64 of little-endian bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+def bottom_k_update(
+    keys: NDArray[np.uint64],
+    values: NDArray[np.float64],
+    new_keys: NDArray[np.uint64],
+    new_values: NDArray[np.float64],
+    k: int,
+) -> tuple[NDArray[np.uint64], NDArray[np.float64]]:
+    """Add a batch to a sorted bottom-k sample; once full, only keys <= its largest compete."""
+    if k == 0 or new_keys.size == 0:
+        return keys, values
+    if keys.size == k:
+        compete = new_keys <= keys[-1]
+        if not compete.any():
+            return keys, values
+        new_keys, new_values = new_keys[compete], new_values[compete]
+    new_keys, new_values = bottom_k(new_keys, new_values, k)
+    if keys.size == 0:
+        return new_keys, new_values
+    at = np.searchsorted(keys, new_keys)
+    if np.any(keys[np.minimum(at, keys.size - 1)] == new_keys):  # a tie: order by value too
+        return bottom_k(np.concatenate([keys, new_keys]), np.concatenate([values, new_values]), k)
+    # No shared key, so the key alone places each newcomer: insert rather than re-sort.
+    return np.insert(keys, at, new_keys)[:k], np.insert(values, at, new_values)[:k]
+
+
+def bottom_k(
+    keys: NDArray[np.uint64], values: NDArray[np.float64], k: int
+) -> tuple[NDArray[np.uint64], NDArray[np.float64]]:
+    """The k smallest (key, value) pairs, sorted: a total order, so ties cannot vary."""
+    if k == 0:
+        return keys[:0], values[:0]
+    if keys.size > k:
+        keep = keys <= np.partition(keys, k - 1)[k - 1]
+        keys, values = keys[keep], values[keep]
+    order = np.argsort(keys)
+    ordered = keys[order]
+    if np.any(ordered[1:] == ordered[:-1]):  # shared keys (duplicate ids): the value decides
+        order = np.lexsort((values, keys))
+    return keys[order[:k]], values[order[:k]]
+
+
+def encode_array(array: NDArray[Any], dtype: str) -> str:
+    return base64.b64encode(array.astype(dtype).tobytes()).decode("ascii")
+
+
+def decode_array(text: str, dtype: str) -> NDArray[Any]:
+    return np.frombuffer(base64.b64decode(text, validate=True), dtype=dtype)

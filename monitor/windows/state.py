@@ -1,0 +1,200 @@
+"""One partition's share of one window: accumulators per slice (whole model and segments).
+
+A ``WindowState`` is what a partition contributed to a (model, version, window): events,
+score change points, and per slice ('' for the whole model, ``key=value`` for each configured
+segment key) the accumulators of every feature, the score and the prediction. It merges with
+the states of the other partitions when the window closes, and round-trips through bytes so
+the checkpoint can store it beside the offsets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+import numpy as np
+import orjson
+from numpy.typing import NDArray
+
+from monitor.ingest.events import PredictionEvent
+from monitor.windows.accumulators import CategoricalAccumulator, NumericAccumulator
+from monitor.windows.columns import (
+    CategoricalColumn,
+    NumericColumn,
+    boolean_column,
+    categorical_column,
+    infer_type,
+    numeric_column,
+)
+from monitor.windows.schema import FeatureSpec, Kind, WindowSchema
+
+Accumulator = NumericAccumulator | CategoricalAccumulator
+Column = NumericColumn | CategoricalColumn
+WHOLE_MODEL = ""  # the slice key of the unsegmented model
+SCORE, PREDICTION = "@score", "@prediction"
+
+
+def new_accumulator(spec: FeatureSpec) -> Accumulator:
+    if spec.kind == "numeric":
+        return NumericAccumulator(spec.edges)
+    return CategoricalAccumulator(spec.known)
+
+
+def read_column(kind: Kind, raw: Sequence[object]) -> Column:
+    if kind == "numeric":
+        return numeric_column(raw)
+    return boolean_column(raw) if kind == "boolean" else categorical_column(raw)
+
+
+def _update(acc: Accumulator, column: Column, keys: NDArray[np.uint64]) -> None:
+    if isinstance(acc, NumericAccumulator) and isinstance(column, NumericColumn):
+        acc.update_column(column, keys)
+    elif isinstance(acc, CategoricalAccumulator) and isinstance(column, CategoricalColumn):
+        acc.update_column(column)
+    else:
+        raise TypeError(f"{type(column).__name__} does not fit {type(acc).__name__}")
+
+
+def _from_state(state: dict[str, Any]) -> Accumulator:
+    if state["kind"] == "numeric":
+        return NumericAccumulator.from_state(state)
+    return CategoricalAccumulator.from_state(state)
+
+
+@dataclass(slots=True)
+class SliceState:
+    """The accumulators of one slice; ``@score`` and ``@prediction`` sit beside the features."""
+
+    events: int = 0
+    accumulators: dict[str, Accumulator] = field(default_factory=dict)
+
+    def merge(self, other: SliceState) -> Self:
+        self.events += other.events
+        for name, acc in other.accumulators.items():
+            mine = self.accumulators.get(name)
+            if mine is None:
+                self.accumulators[name] = acc.copy()
+                continue
+            try:
+                mine.merge(acc)  # type: ignore[arg-type]
+            except (TypeError, ValueError, AttributeError):
+                # Layouts differ: kinds inferred apart without a reference, or a reference
+                # rebuilt while the window was open. Keep the share with more valid values.
+                if acc.valid > mine.valid:
+                    self.accumulators[name] = acc.copy()
+        return self
+
+
+@dataclass(slots=True)
+class WindowState:
+    """A partition's share of one window, as stored in ``window_partials``."""
+
+    revision: int | None
+    events: int = 0
+    score_changes: int = 0
+    kinds: dict[str, Kind] = field(default_factory=dict)
+    slices: dict[str, SliceState] = field(default_factory=dict)
+
+    def update(
+        self,
+        schema: WindowSchema,
+        events: Sequence[PredictionEvent],
+        keys: NDArray[np.uint64],
+        segment_keys: Sequence[str],
+    ) -> Self:
+        """Add one batch's events of this window (not late), sliced by segment."""
+        columns = self._columns(schema, events)
+        self.events += len(events)
+        for name, rows in _slices(events, segment_keys).items():
+            piece = self.slices.setdefault(name, SliceState())
+            piece.events += len(rows)
+            for feature, (spec, column) in columns.items():
+                acc = piece.accumulators.get(feature)
+                if acc is None:
+                    acc = piece.accumulators[feature] = new_accumulator(spec)
+                _update(acc, column.take(rows), keys[rows])
+        return self
+
+    def _columns(
+        self, schema: WindowSchema, events: Sequence[PredictionEvent]
+    ) -> dict[str, tuple[FeatureSpec, Column]]:
+        names = set(schema.features).union(*(e.features.keys() for e in events))
+        columns: dict[str, tuple[FeatureSpec, Column]] = {}
+        for name in sorted(names):
+            raw = [e.features.get(name) for e in events]
+            kind = self.kinds.get(name)
+            spec = schema.spec_for(name, kind or infer_type(raw))
+            self.kinds.setdefault(name, spec.kind)
+            spec = spec if spec.kind == self.kinds[name] else FeatureSpec(self.kinds[name])
+            columns[name] = (spec, read_column(spec.kind, raw))
+        for name, spec, get in (
+            (SCORE, schema.score, _score),
+            (PREDICTION, schema.prediction, _prediction),
+        ):
+            columns[name] = (spec, read_column(spec.kind, [get(e) for e in events]))
+        return columns
+
+    def merge(self, other: WindowState) -> Self:
+        self.events += other.events
+        self.score_changes += other.score_changes
+        for name, kind in other.kinds.items():
+            self.kinds.setdefault(name, kind)
+        for name, piece in other.slices.items():
+            self.slices.setdefault(name, SliceState()).merge(piece)
+        return self
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(
+            {
+                "revision": self.revision,
+                "events": self.events,
+                "score_changes": self.score_changes,
+                "kinds": self.kinds,
+                "slices": {
+                    name: {
+                        "events": piece.events,
+                        "accumulators": {k: a.to_state() for k, a in piece.accumulators.items()},
+                    }
+                    for name, piece in self.slices.items()
+                },
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> WindowState:
+        doc = orjson.loads(data)
+        return cls(
+            revision=doc["revision"],
+            events=doc["events"],
+            score_changes=doc["score_changes"],
+            kinds=doc["kinds"],
+            slices={
+                name: SliceState(
+                    piece["events"],
+                    {k: _from_state(s) for k, s in piece["accumulators"].items()},
+                )
+                for name, piece in doc["slices"].items()
+            },
+        )
+
+
+def _score(event: PredictionEvent) -> object:
+    return event.score
+
+
+def _prediction(event: PredictionEvent) -> object:
+    return event.prediction
+
+
+def _slices(events: Sequence[PredictionEvent], segment_keys: Sequence[str]) -> dict[str, Any]:
+    """Row indices per slice: every row for the whole model, then each ``key=value``."""
+    slices: dict[str, Any] = {WHOLE_MODEL: np.arange(len(events))}
+    for key in segment_keys:
+        groups: dict[str, list[int]] = {}
+        for i, event in enumerate(events):
+            value = event.segment.get(key)
+            if value is not None:
+                groups.setdefault(f"{key}={value}", []).append(i)
+        slices.update({name: np.asarray(rows) for name, rows in groups.items()})
+    return slices

@@ -1,0 +1,183 @@
+"""Drift statistics against scipy oracles, hand-computed PSI and hypothesis properties."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy import stats
+from scipy.spatial.distance import jensenshannon
+
+from monitor.stats import drift
+
+counts = st.lists(st.integers(0, 1_000), min_size=2, max_size=15).filter(lambda c: sum(c) > 0)
+
+
+def count_pairs() -> st.SearchStrategy[tuple[list[int], list[int]]]:
+    """Two count vectors over the same bins, each with a positive total."""
+    return st.integers(2, 15).flatmap(
+        lambda k: st.tuples(
+            st.lists(st.integers(0, 1_000), min_size=k, max_size=k).filter(lambda c: sum(c) > 0),
+            st.lists(st.integers(0, 1_000), min_size=k, max_size=k).filter(lambda c: sum(c) > 0),
+        )
+    )
+
+
+def test_psi_matches_hand_computation_without_smoothing() -> None:
+    """PSI is sum (a - e) ln(a / e) over proportions."""
+    expected = 0.25 * math.log(2) + 0.25 * math.log(1.5)  # (.25-.5)ln(.5) + (.75-.5)ln(1.5)
+    assert drift.psi([50, 50], [25, 75], eps=0) == pytest.approx(expected, rel=1e-12)
+
+
+def test_psi_smooths_proportions_additively() -> None:
+    """With eps, proportions become (p + eps) / (1 + K eps) before the sum."""
+    eps, e, a = 1e-4, np.array([0.5, 0.5, 0.0]), np.array([0.25, 0.5, 0.25])
+    e, a = (e + eps) / (1 + 3 * eps), (a + eps) / (1 + 3 * eps)
+    assert drift.psi([2, 2, 0], [1, 2, 1]) == pytest.approx(float(((a - e) * np.log(a / e)).sum()))
+
+
+def test_psi_of_an_empty_bin_is_finite_only_when_smoothed() -> None:
+    """An empty reference bin costs a finite amount with eps and infinity without."""
+    assert math.isfinite(drift.psi([10, 10, 0], [5, 5, 10]))
+    assert drift.psi([10, 10, 0], [5, 5, 10], eps=0) == math.inf
+
+
+@pytest.mark.parametrize(("expected", "actual"), [([1, 2], [1, 2, 3]), ([0, 0], [1, 1]), ([], [])])
+def test_psi_refuses_what_is_not_two_distributions(expected: list[int], actual: list[int]) -> None:
+    """Mismatched bins, an empty total or no bins raise instead of returning nonsense."""
+    with pytest.raises(ValueError):
+        drift.psi(expected, actual)
+
+
+@given(count_pairs())
+def test_psi_is_non_negative(pair: tuple[list[int], list[int]]) -> None:
+    """PSI is a symmetric divergence, never negative."""
+    assert drift.psi(*pair) >= 0.0
+
+
+@given(counts, st.integers(1, 50))
+def test_psi_of_equal_proportions_is_zero(c: list[int], scale: int) -> None:
+    """Windows with the reference's proportions score exactly 0, whatever their size."""
+    assert drift.psi(c, [x * scale for x in c]) == 0.0
+
+
+@given(count_pairs())
+def test_js_distance_matches_scipy(pair: tuple[list[int], list[int]]) -> None:
+    """js_distance equals scipy's jensenshannon(p, q, base=2)."""
+    p, q = (np.asarray(x, dtype=float) for x in pair)
+    assert drift.js_distance(p, q) == pytest.approx(jensenshannon(p, q, base=2), abs=1e-9)
+
+
+@given(count_pairs())
+def test_js_distance_is_bounded_and_symmetric(pair: tuple[list[int], list[int]]) -> None:
+    """JS distance lies in [0, 1] and does not depend on the order of its arguments."""
+    p, q = pair
+    assert 0.0 <= drift.js_distance(p, q) <= 1.0
+    assert drift.js_distance(p, q) == drift.js_distance(q, p)
+
+
+def test_js_distance_of_disjoint_supports_is_one() -> None:
+    """Distributions with nothing in common are at the maximal distance 1 (base 2)."""
+    assert drift.js_distance([5, 0], [0, 7]) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_wasserstein_is_scipys_distance_over_the_reference_std(seed: int) -> None:
+    """wasserstein_normalized equals scipy's wasserstein_distance divided by ref_std."""
+    rng = np.random.default_rng(seed)
+    ref, cur = rng.normal(0, 2, 1_000), rng.normal(0.5, 2, 700)
+    oracle = stats.wasserstein_distance(ref, cur) / 2.0
+    assert drift.wasserstein_normalized(ref, cur, 2.0) == pytest.approx(oracle, rel=1e-12)
+
+
+def test_wasserstein_of_a_constant_reference_stays_finite() -> None:
+    """A constant reference divides by MIN_STD: 0 when unchanged, large and finite when moved."""
+    assert drift.wasserstein_normalized([3.0] * 10, [3.0] * 5, 0.0) == 0.0
+    moved = drift.wasserstein_normalized([3.0] * 10, [3.5] * 5, 0.0)
+    assert moved == pytest.approx(0.5 / drift.MIN_STD)
+
+
+def test_wasserstein_refuses_a_negative_spread() -> None:
+    """A negative or NaN ref_std is a caller bug, reported as such."""
+    with pytest.raises(ValueError):
+        drift.wasserstein_normalized([1.0], [2.0], -1.0)
+    with pytest.raises(ValueError):
+        drift.wasserstein_normalized([1.0], [2.0], math.nan)
+
+
+@pytest.mark.parametrize(("n_ref", "n_cur", "shift"), [(2_000, 2_000, 0.0), (2_000, 300, 0.3)])
+def test_ks_matches_scipy(n_ref: int, n_cur: int, shift: float) -> None:
+    """ks returns ks_2samp's statistic and p-value."""
+    rng = np.random.default_rng(n_cur)
+    ref, cur = rng.normal(size=n_ref), rng.normal(shift, size=n_cur)
+    oracle = stats.ks_2samp(ref, cur)
+    assert drift.ks(ref, cur) == (pytest.approx(oracle.statistic), pytest.approx(oracle.pvalue))
+
+
+def test_chi2_matches_scipy_on_the_union_of_categories() -> None:
+    """chi2_pvalue tests the 2 x K table over both sides' categories, as chi2_contingency."""
+    ref, cur = {"a": 500, "b": 300, "c": 200}, {"a": 40, "b": 45, "d": 15}
+    table = np.array([[500, 300, 200, 0], [40, 45, 0, 15]])
+    assert drift.chi2_pvalue(ref, cur) == pytest.approx(stats.chi2_contingency(table).pvalue)
+
+
+def test_chi2_drops_columns_empty_on_both_sides() -> None:
+    """A category counted zero everywhere changes nothing."""
+    ref, cur = {"a": 50, "b": 30, "z": 0}, {"a": 40, "b": 45, "z": 0}
+    oracle = stats.chi2_contingency(np.array([[50, 30], [40, 45]])).pvalue
+    assert drift.chi2_pvalue(ref, cur) == pytest.approx(oracle)
+
+
+def test_chi2_without_two_categories_is_no_evidence() -> None:
+    """One category, or an empty side, leaves nothing to test: p = 1."""
+    assert drift.chi2_pvalue({"a": 10}, {"a": 3}) == 1.0
+    assert drift.chi2_pvalue({"a": 10, "b": 5}, {}) == 1.0
+
+
+def test_category_psi_gathers_unseen_categories_in_one_bin() -> None:
+    """category_psi is PSI over the reference categories plus one unseen bin."""
+    ref = {"a": 0.6, "b": 0.4}
+    cur = {"a": 50, "b": 30, "x": 10, "y": 10}
+    assert drift.category_psi(ref, cur) == pytest.approx(drift.psi([0.6, 0.4, 0.0], [50, 30, 20]))
+
+
+def test_psi_null_quantile_is_the_yurdakul_formula() -> None:
+    """The quantile is chi2.ppf(q, B - 1) * (1/N + 1/M)."""
+    oracle = stats.chi2.ppf(0.999, 9) * (1 / 20_000 + 1 / 2_000)
+    assert drift.psi_null_quantile(10, 20_000, 2_000) == pytest.approx(oracle)
+
+
+def test_psi_null_quantile_is_exceeded_at_its_nominal_rate_under_no_change() -> None:
+    """Simulated PSI of stationary windows exceeds the 0.99 quantile about 1 % of the time."""
+    rng = np.random.default_rng(7)
+    probs = np.full(10, 0.1)
+    ref = rng.multinomial(20_000, probs)
+    threshold = drift.psi_null_quantile(10, 20_000, 500, q=0.99)
+    exceed = sum(drift.psi(ref, rng.multinomial(500, probs)) > threshold for _ in range(4_000))
+    assert 15 <= exceed <= 70  # 40 expected; binomial sd ~6
+
+
+def test_psi_null_quantile_refuses_meaningless_arguments() -> None:
+    """One bin, an empty side or a quantile outside (0, 1) is refused."""
+    for args in ((1, 10, 10, 0.9), (5, 0, 10, 0.9), (5, 10, 10, 1.0)):
+        with pytest.raises(ValueError):
+            drift.psi_null_quantile(*args)
+
+
+@given(
+    st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=60),
+    st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=60),
+)
+def test_wasserstein_matches_scipy(u: list[float], v: list[float]) -> None:
+    """drift.wasserstein equals scipy.stats.wasserstein_distance, ties included."""
+    oracle = stats.wasserstein_distance(u, v)
+    assert drift.wasserstein(u, v) == pytest.approx(oracle, rel=1e-9, abs=1e-6)
+
+
+def test_samples_with_nan_are_refused() -> None:
+    """A NaN in a sample is a windows-layer bug; it must not silently become p = NaN."""
+    with pytest.raises(ValueError, match="finite"):
+        drift.ks([1.0, math.nan], [1.0, 2.0])
