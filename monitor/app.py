@@ -27,6 +27,7 @@ from monitor.ingest.events import Kind, RawRecord
 from monitor.ingest.replay import REPLAY_GROUP, read_lines, replay_topic
 from monitor.pipeline import Pipeline
 from monitor.reference.service import ReferenceCache, ensure_configured_references
+from monitor.reference.warmup import Warmup
 from monitor.settings import Settings
 from monitor.store import db
 from monitor.windows.manager import WindowManager
@@ -252,7 +253,9 @@ def _describe(positions: dict[TP, int | None]) -> str:
     )
 
 
-def build_pipeline(settings: Settings, references: ReferenceCache) -> Pipeline:
+def build_pipeline(
+    settings: Settings, references: ReferenceCache, warmup: Warmup | None = None
+) -> Pipeline:
     """The pipeline with its window manager, windows laid out by the active references."""
 
     def schema_for(model: str, version: str) -> WindowSchema:
@@ -265,7 +268,7 @@ def build_pipeline(settings: Settings, references: ReferenceCache) -> Pipeline:
     def segments_for(model: str) -> list[str]:
         return settings.model(model).segments
 
-    return Pipeline(settings, time.time, WindowManager(schema_for, segments_for))
+    return Pipeline(settings, time.time, WindowManager(schema_for, segments_for), warmup)
 
 
 def build_run_loop(settings: Settings, engine: Engine) -> RunLoop:
@@ -276,14 +279,15 @@ def build_run_loop(settings: Settings, engine: Engine) -> RunLoop:
     if settings.kafka.dead_letter_topic:
         sink = DeadLetterTopic(settings, settings.kafka.dead_letter_topic)
     group = settings.kafka.group_id
-    checkpointer = Checkpointer(engine, group, utc_now, sink)
     references = ReferenceCache(engine)
+    warmup = Warmup(settings, references)
+    checkpointer = Checkpointer(engine, group, utc_now, sink, warmup)
     source = KafkaSource(settings)
     topic = settings.kafka.predictions_topic
     closer = WindowCloser(
         settings, engine, (group, topic), references, utc_now, lambda: source.partitions(topic)
     )
-    pipeline = build_pipeline(settings, references)
+    pipeline = build_pipeline(settings, references, warmup)
     return RunLoop(settings, source, pipeline, checkpointer, closer)
 
 
@@ -308,9 +312,10 @@ def replay(
     """Feed a JSON Lines file through the pipeline, resuming after the last stored line."""
     topic = replay_topic(path)
     ensure_configured_references(settings, engine, utc_now())
-    checkpointer = Checkpointer(engine, REPLAY_GROUP, utc_now)
     references = ReferenceCache(engine)
-    pipeline = build_pipeline(settings, references)
+    warmup = Warmup(settings, references)
+    checkpointer = Checkpointer(engine, REPLAY_GROUP, utc_now, warmup=warmup)
+    pipeline = build_pipeline(settings, references, warmup)
     closer = WindowCloser(settings, engine, (REPLAY_GROUP, topic), references, utc_now, lambda: {0})
     ledger = Ledger()
     stored = checkpointer.load([topic]).get((topic, 0))

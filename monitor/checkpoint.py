@@ -17,11 +17,13 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine
 
 from monitor.ingest.events import Rejected
+from monitor.reference.warmup import Warmup
 from monitor.stats.detectors import ScoreChangeDetector
 from monitor.store import repository
 from monitor.store import windows as stored_windows
 from monitor.store.db import transaction
 from monitor.store.repository import Position, TopicPartition, WindowCountDelta
+from monitor.store.warmup import WarmupRow
 from monitor.store.windows import WindowId
 from monitor.windows.counts import WindowCounts
 from monitor.windows.manager import OpenWindow, PartialKey, WindowManager
@@ -39,6 +41,7 @@ class PendingEffects:
     rejected: list[Rejected] = field(default_factory=list)
     records: int = 0
     rejected_published: int = 0  # how many of ``rejected`` the dead-letter topic already has
+    warmup: dict[tuple[str, str], list[WarmupRow]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return self.records > 0
@@ -107,11 +110,13 @@ class Checkpointer:
         group_id: str,
         clock: Callable[[], datetime],
         dead_letter_sink: Callable[[list[Rejected]], None] | None = None,
+        warmup: Warmup | None = None,
     ) -> None:
         self._engine = engine
         self._group_id = group_id
         self._clock = clock
         self._dead_letter_sink = dead_letter_sink
+        self._warmup = warmup
 
     def load(self, topics: Iterable[str] | None = None) -> dict[TopicPartition, Position]:
         """Stored positions of this group (StoreError when the database is down)."""
@@ -158,6 +163,7 @@ class Checkpointer:
             repository.add_window_counts(conn, _deltas(counts))
             repository.insert_dead_letters(conn, _dead_letter_rows(pending.rejected, now))
             _refresh_late_metrics(conn, counts, now)
+            built = self._warmup.absorb(conn, pending.warmup, now) if self._warmup else []
             if windows is not None:
                 snapshots = [
                     (*k, windows.detectors[k].snapshot()) for k in windows.detectors_unsaved
@@ -165,6 +171,8 @@ class Checkpointer:
                 stored_windows.save_detectors(conn, self._group_id, sorted(snapshots), now)
         for tp, (_, new) in moves.items():
             ledger.stored[tp] = new
+        if self._warmup is not None:
+            self._warmup.publish(built)
         if windows is not None:
             windows.detectors_unsaved.clear()
             windows.saved(key for key, _ in unsaved)

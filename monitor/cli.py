@@ -385,6 +385,13 @@ def status(config_path: Path, as_json: bool) -> None:
     _print_status(report)
 
 
+def _reference_state(model: dict[str, Any]) -> str:
+    if model["reference"]:
+        return "yes"
+    warmup = model["warmup"]
+    return f"warming up {warmup['events']}/{warmup['of']}" if warmup else "no"
+
+
 def _print_status(report: dict[str, Any]) -> None:
     console = wide_console()
     models = Table(title="models", title_justify="left")
@@ -404,7 +411,7 @@ def _print_status(report: dict[str, Any]) -> None:
             str(m["open_windows"]),
             str(m["closed_windows"]),
             m["last_event_time"] or "-",
-            "yes" if m["reference"] else "no",
+            _reference_state(m),
             drift or "-",
         )
     console.print(models if report["models"] else "no events stored yet")

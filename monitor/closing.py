@@ -92,13 +92,17 @@ class WindowCloser:
     def _close(self, window: stored.WindowId, end: datetime, now: datetime) -> int:
         model, version, start = window
         config = self._settings.model(model)
-        active = self._references.get(model, version)
         with transaction(self._engine, write=True) as conn:
             stored.lock_window(conn, window, shared=False)
             partials = stored.load_partials(conn, window=window)
             if not partials:
                 return 0
             merged = _merge([WindowState.from_bytes(p.state) for p in partials])
+            # Compared with the reference it was laid out by: a window that opened before
+            # any (warm-up) or before a rebuild keeps its own, so histograms line up.
+            active = None
+            if merged.revision is not None:
+                active = self._references.revision(model, version, merged.revision)
             if not stored.claim_window(conn, window, end, merged.events, merged.revision, now):
                 return 0
             metrics = evaluate(

@@ -20,6 +20,7 @@ from monitor.ingest.events import (
     RawRecord,
     Rejected,
 )
+from monitor.reference.warmup import Warmup, warmup_row
 from monitor.settings import Settings
 from monitor.windows.manager import WindowManager
 from monitor.windows.ranges import duration_ms, window_start
@@ -29,11 +30,17 @@ class Pipeline:
     """Turns records into pending effects; the run loop and replay drive it."""
 
     def __init__(
-        self, settings: Settings, clock: Callable[[], float], windows: WindowManager
+        self,
+        settings: Settings,
+        clock: Callable[[], float],
+        windows: WindowManager,
+        warmup: Warmup | None = None,
     ) -> None:
         self._settings = settings
         self._parser = EventParser(settings, clock)
         self.windows = windows
+        self._warmup = warmup
+        self._warmup_models = warmup.models if warmup is not None else frozenset()
         self._timing_ms: dict[str, tuple[int, int]] = {}
         self.pending = PendingEffects()
 
@@ -55,6 +62,7 @@ class Pipeline:
         max_ms = ledger.max_event_ms(tp)
         by_window: dict[tuple[str, str, int, int], list[PredictionEvent]] = {}
         scores: dict[str, tuple[list[float], list[tuple[str, int]]]] = {}
+        warmup_candidates: list[PredictionEvent] = []
         for record in fresh:
             event = self._parser.parse(record, kind, topic, partition, latest_ms)
             if isinstance(event, Rejected):
@@ -73,6 +81,8 @@ class Pipeline:
                 continue
             counts.add_event(key, event.ts_ms)
             by_window.setdefault(key, []).append(event)
+            if event.model in self._warmup_models:
+                warmup_candidates.append(event)
             score = event.score
             if type(score) in (float, int) and math.isfinite(score):
                 values, where = scores.setdefault(event.model, ([], []))
@@ -84,9 +94,24 @@ class Pipeline:
             self.windows.add(tp, model, version, (start, end), events)
         for model, (values, where) in scores.items():
             self.windows.observe_scores(tp, model, values, where)
+        if warmup_candidates and self._warmup is not None:
+            self._keep_warmup(self._warmup, topic, warmup_candidates)
         self.pending.records += len(fresh)
         ledger.consumed(tp, fresh[-1].offset + 1, max_ms)
         return len(fresh)
+
+    def _keep_warmup(self, warmup: Warmup, topic: str, events: list[PredictionEvent]) -> None:
+        """Keep, in arrival order, the events that may still be a version's first N."""
+        warming: dict[tuple[str, str], bool] = {}
+        for event in events:
+            key = (event.model, event.version)
+            if key not in warming:
+                warming[key] = warmup.warming(*key)
+            if not warming[key]:
+                continue
+            rows = self.pending.warmup.setdefault(key, [])
+            if len(rows) < warmup.size(event.model):
+                rows.append(warmup_row(event, topic))
 
     def take_pending(self) -> PendingEffects:
         """Hand the pending effects to a checkpoint and start afresh."""
@@ -97,6 +122,8 @@ class Pipeline:
         """Put back effects whose checkpoint failed transiently (the next one retries)."""
         pending.counts.merge(self.pending.counts)
         pending.rejected.extend(self.pending.rejected)  # published ones stay a prefix
+        for key, rows in self.pending.warmup.items():
+            pending.warmup.setdefault(key, []).extend(rows)
         pending.records += self.pending.records
         self.pending = pending
 

@@ -16,6 +16,7 @@ from monitor.errors import IngestError
 from monitor.ingest.consumer import end_offsets
 from monitor.settings import Settings
 from monitor.store import repository
+from monitor.store import warmup as stored_warmup
 from monitor.store import windows as stored_windows
 from monitor.store.db import transaction
 
@@ -29,12 +30,21 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _warmup(settings: Settings, model: str, stored: int) -> dict[str, int] | None:
+    """Progress of a ``reference: {warmup: N}`` model: events stored of N (None: none)."""
+    reference = settings.model(model).reference
+    if reference is None or not reference.warmup:
+        return None
+    return {"events": stored, "of": reference.warmup}
+
+
 def status_report(settings: Settings, engine: Engine, *, with_lag: bool = True) -> dict[str, Any]:
     """The status document: per model and version, dead letters, partitions."""
     with transaction(engine) as conn:
         totals = repository.model_totals(conn)
         dead_total, dead_per_model = repository.dead_letter_counts(conn)
         references = repository.reference_models(conn)
+        warming = stored_warmup.counts(conn)
         closed = stored_windows.closed_window_counts(conn)
         drift = {(t.model, t.version): _top_drift(conn, t.model, t.version) for t in totals}
         offsets = repository.load_offsets(
@@ -59,6 +69,7 @@ def status_report(settings: Settings, engine: Engine, *, with_lag: bool = True) 
             "duplicates": 0,
             "last_event_time": iso(t.last_event_time),
             "reference": (t.model, t.version) in references or (t.model, None) in references,
+            "warmup": _warmup(settings, t.model, warming.get((t.model, t.version), 0)),
             "open_windows": t.windows - closed.get((t.model, t.version), 0),
             "closed_windows": closed.get((t.model, t.version), 0),
             "last_closed_window": drift[(t.model, t.version)][0],

@@ -63,10 +63,15 @@ def store_profile(engine: Engine, profile: ReferenceProfile, now: datetime) -> i
         )
 
 
-def load_active(engine: Engine, model: str, version: str | None) -> ActiveReference | None:
-    """The active profile for (model, version), falling back to the model-wide one."""
+def load_active(
+    engine: Engine, model: str, version: str | None, revision: int | None = None
+) -> ActiveReference | None:
+    """The active profile for (model, version), falling back to the model-wide one.
+
+    With ``revision``: that stored revision (the one a window was laid out by).
+    """
     with transaction(engine) as conn:
-        stored = repository.active_reference(conn, model, version)
+        stored = repository.active_reference(conn, model, version, revision)
     if stored is None:
         return None
     return ActiveReference(
@@ -84,6 +89,7 @@ class ReferenceCache:
         self.ttl_s = ttl_s
         self.clock = clock
         self._entries: dict[tuple[str, str], tuple[float, ActiveReference | None]] = {}
+        self._revisions: dict[tuple[str, str, int], ActiveReference | None] = {}
 
     def get(self, model: str, version: str) -> ActiveReference | None:
         """The active reference (StoreError when it must be re-read and cannot be)."""
@@ -102,6 +108,13 @@ class ReferenceCache:
                 return entry[1]  # a database outage must not stop the windows: keep the last
             self._entries[key] = entry
         return entry[1]
+
+    def revision(self, model: str, version: str, revision: int) -> ActiveReference | None:
+        """The stored ``revision`` serving (model, version); revisions never change."""
+        key = (model, version, revision)
+        if key not in self._revisions:
+            self._revisions[key] = load_active(self.engine, model, version, revision)
+        return self._revisions[key]
 
     def put(self, model: str, version: str, active: ActiveReference) -> None:
         """Remember a profile this process just stored (warm-up) without a round trip."""

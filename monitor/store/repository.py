@@ -296,20 +296,23 @@ def save_reference(
     return revision
 
 
-def active_reference(conn: Connection, model: str, version: str | None) -> StoredReference | None:
-    """The newest profile of (model, version), else the newest model-wide one, else None."""
+def active_reference(
+    conn: Connection, model: str, version: str | None, revision: int | None = None
+) -> StoredReference | None:
+    """The newest profile of (model, version), else the newest model-wide one, else None.
+
+    With ``revision``, that revision instead of the newest (the version's own first).
+    """
     for candidate in ([version] if version is not None else []) + [None]:
         same = (
             _REFERENCES.c.version.is_(None)
             if candidate is None
             else _REFERENCES.c.version == candidate
         )
-        row = conn.execute(
-            select(_REFERENCES)
-            .where(_REFERENCES.c.model == model, same)
-            .order_by(_REFERENCES.c.revision.desc())
-            .limit(1)
-        ).first()
+        query = select(_REFERENCES).where(_REFERENCES.c.model == model, same)
+        if revision is not None:
+            query = query.where(_REFERENCES.c.revision == revision)
+        row = conn.execute(query.order_by(_REFERENCES.c.revision.desc()).limit(1)).first()
         if row is not None:
             return StoredReference(
                 row.model,

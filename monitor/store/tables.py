@@ -197,3 +197,22 @@ class DetectorState(Base):
     partition: Mapped[int] = mapped_column(Integer, primary_key=True)
     state: Mapped[bytes] = mapped_column(LargeBinary)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WarmupEvent(Base):
+    """One event of a model version's warm-up (``reference: {warmup: N}``), until N are in.
+
+    Stored by the checkpoint that consumed it, beside the offset, so a crash neither loses nor
+    doubles a warm-up event; the checkpoint that completes N turns them into a profile and
+    deletes them.
+    """
+
+    __tablename__ = "warmup_events"
+
+    model: Mapped[str] = mapped_column(String(255), primary_key=True)
+    version: Mapped[str] = mapped_column(String(255), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    offset: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    event_ms: Mapped[int] = mapped_column(BigInteger)
+    row: Mapped[bytes] = mapped_column(LargeBinary)
