@@ -29,7 +29,7 @@ class NumericAccumulator:
         self._n = 0
         self._missing = 0
         self._type_errors = 0
-        self._shift = 0.0  # moments are kept about a value of the data (see _combine)
+        self._shift = 0.0  # moments are kept about a value of the data (see combine_moments)
         self._mean = 0.0  # mean of (x - shift)
         self._m2 = 0.0
         self._min = math.inf
@@ -66,7 +66,7 @@ class NumericAccumulator:
         shifted = values - self._shift
         mean = float(shifted.mean())
         deviations = shifted - mean
-        self._n, self._mean, self._m2 = _combine(
+        self._n, self._mean, self._m2 = combine_moments(
             (self._n, self._mean, self._m2), (values.size, mean, float(deviations @ deviations))
         )
         self._min = min(self._min, float(values.min()))
@@ -94,7 +94,9 @@ class NumericAccumulator:
         if self._n == 0:
             self._shift = other._shift
         other_mean = (other._shift - self._shift) + other._mean
-        moments = _combine((self._n, self._mean, self._m2), (other._n, other_mean, other._m2))
+        moments = combine_moments(
+            (self._n, self._mean, self._m2), (other._n, other_mean, other._m2)
+        )
         self._n, self._mean, self._m2 = moments
         self._missing += other._missing
         self._type_errors += other._type_errors
@@ -181,9 +183,9 @@ class NumericAccumulator:
             "n": self._n,
             "missing": self._missing,
             "type_errors": self._type_errors,
-            "shift": _encode_float(self._shift),
-            "mean": _encode_float(self._mean),
-            "m2": _encode_float(self._m2),
+            "shift": encode_float(self._shift),
+            "mean": encode_float(self._mean),
+            "m2": encode_float(self._m2),
             "min": self._min if self._n else None,
             "max": self._max if self._n else None,
             "histogram": None if self._hist is None else self._hist.tolist(),
@@ -198,8 +200,8 @@ class NumericAccumulator:
         acc = cls(state["edges"], state["sample_size"])
         acc._n, acc._missing = int(state["n"]), int(state["missing"])
         acc._type_errors = int(state["type_errors"])
-        acc._shift = _decode_float(state["shift"])
-        acc._mean, acc._m2 = _decode_float(state["mean"]), _decode_float(state["m2"])
+        acc._shift = decode_float(state["shift"])
+        acc._mean, acc._m2 = decode_float(state["mean"]), decode_float(state["m2"])
         if acc._n:
             acc._min, acc._max = float(state["min"]), float(state["max"])
         if acc._hist is not None:
@@ -231,7 +233,9 @@ class NumericAccumulator:
         )
 
 
-def _combine(a: tuple[int, float, float], b: tuple[int, float, float]) -> tuple[int, float, float]:
+def combine_moments(
+    a: tuple[int, float, float], b: tuple[int, float, float]
+) -> tuple[int, float, float]:
     """Chan et al.'s parallel combination of (n, mean, M2): stable for any split sizes.
 
     The means are of ``x - shift``, shift being the first value the window saw: near the data,
@@ -291,9 +295,9 @@ def _read_only(array: NDArray[_T]) -> NDArray[_T]:
     return view
 
 
-def _encode_float(x: float) -> float | str:
+def encode_float(x: float) -> float | str:
     return x if math.isfinite(x) else repr(x)  # 'inf', '-inf', 'nan': JSON has no such floats
 
 
-def _decode_float(x: float | str) -> float:
+def decode_float(x: float | str) -> float:
     return float(x)
