@@ -25,6 +25,7 @@ from monitor.ingest.consumer import TP, KafkaSource
 from monitor.ingest.deadletter import DeadLetterTopic
 from monitor.ingest.events import Kind, RawRecord
 from monitor.ingest.replay import REPLAY_GROUP, read_lines, replay_topic
+from monitor.joining import Joiner
 from monitor.pipeline import Pipeline
 from monitor.reference.service import ReferenceCache, ensure_configured_references
 from monitor.reference.warmup import Warmup
@@ -281,7 +282,8 @@ def build_run_loop(settings: Settings, engine: Engine) -> RunLoop:
     group = settings.kafka.group_id
     references = ReferenceCache(engine)
     warmup = Warmup(settings, references)
-    checkpointer = Checkpointer(engine, group, utc_now, sink, warmup)
+    joiner = Joiner(settings, group, settings.kafka.predictions_topic)
+    checkpointer = Checkpointer(engine, group, utc_now, sink, warmup, joiner)
     source = KafkaSource(settings)
     topic = settings.kafka.predictions_topic
     closer = WindowCloser(
@@ -314,7 +316,8 @@ def replay(
     ensure_configured_references(settings, engine, utc_now())
     references = ReferenceCache(engine)
     warmup = Warmup(settings, references)
-    checkpointer = Checkpointer(engine, REPLAY_GROUP, utc_now, warmup=warmup)
+    joiner = Joiner(settings, REPLAY_GROUP, None)
+    checkpointer = Checkpointer(engine, REPLAY_GROUP, utc_now, warmup=warmup, joiner=joiner)
     pipeline = build_pipeline(settings, references, warmup)
     closer = WindowCloser(settings, engine, (REPLAY_GROUP, topic), references, utc_now, lambda: {0})
     ledger = Ledger()

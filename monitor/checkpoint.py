@@ -17,6 +17,7 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine
 
 from monitor.ingest.events import Rejected
+from monitor.joining import Joiner, PendingLabelWork
 from monitor.reference.warmup import Warmup
 from monitor.stats.detectors import ScoreChangeDetector
 from monitor.store import repository
@@ -42,6 +43,7 @@ class PendingEffects:
     records: int = 0
     rejected_published: int = 0  # how many of ``rejected`` the dead-letter topic already has
     warmup: dict[tuple[str, str], list[WarmupRow]] = field(default_factory=dict)
+    labels: PendingLabelWork = field(default_factory=PendingLabelWork)
 
     def __bool__(self) -> bool:
         return self.records > 0
@@ -111,12 +113,14 @@ class Checkpointer:
         clock: Callable[[], datetime],
         dead_letter_sink: Callable[[list[Rejected]], None] | None = None,
         warmup: Warmup | None = None,
+        joiner: Joiner | None = None,
     ) -> None:
         self._engine = engine
         self._group_id = group_id
         self._clock = clock
         self._dead_letter_sink = dead_letter_sink
         self._warmup = warmup
+        self._joiner = joiner
 
     def load(self, topics: Iterable[str] | None = None) -> dict[TopicPartition, Position]:
         """Stored positions of this group (StoreError when the database is down)."""
@@ -160,9 +164,11 @@ class Checkpointer:
             repository.advance_offsets(conn, self._group_id, moves, now)
             closed = _save_windows(conn, unsaved, now)
             counts = WindowCounts().merge(pending.counts).merge(_late_after_close(closed))
+            if self._joiner is not None and (pending or moves):
+                counts.merge(self._joiner.apply(conn, pending.labels, now))
             repository.add_window_counts(conn, _deltas(counts))
             repository.insert_dead_letters(conn, _dead_letter_rows(pending.rejected, now))
-            _refresh_late_metrics(conn, counts, now)
+            _refresh_count_metrics(conn, counts, now)
             built = self._warmup.absorb(conn, pending.warmup, now) if self._warmup else []
             if windows is not None:
                 snapshots = [
@@ -230,24 +236,19 @@ def _late_after_close(closed: list[tuple[PartialKey, OpenWindow]]) -> WindowCoun
     return moved
 
 
-def _refresh_late_metrics(conn: Connection, counts: WindowCounts, now: datetime) -> None:
-    """Keep the ``late_events`` metric of closed windows equal to their late count."""
-    late = {(m, v, to_datetime(s)): to_datetime(e) for (m, v, s, e), n in counts.late.items() if n}
-    rows = [
-        stored_windows.MetricRow(
-            window[0],
-            window[1],
-            None,
-            window[2],
-            late[window],
-            None,
-            "late_events",
-            float(value := stored_windows.late_events(conn, window)),
-            value,
-            None,
-        )
-        for window in sorted(stored_windows.closed_among(conn, late))
-    ]
+def _refresh_count_metrics(conn: Connection, counts: WindowCounts, now: datetime) -> None:
+    """Keep the count metrics (late, duplicates, unlabelled, orphans) of closed windows equal
+    to their counts: late events and labels keep coming after the close."""
+    touched = {
+        (m, v, to_datetime(s)): to_datetime(e)
+        for counter in (counts.late, counts.duplicates, counts.unlabelled, counts.orphans)
+        for (m, v, s, e), n in counter.items()
+        if n
+    }
+    rows = []
+    for window in sorted(stored_windows.closed_among(conn, touched)):
+        counters = stored_windows.window_counters(conn, window)
+        rows += stored_windows.count_metric_rows(window, touched[window], counters)
     stored_windows.save_metrics(conn, rows, now)
 
 
@@ -261,6 +262,9 @@ def _deltas(counts: WindowCounts) -> list[WindowCountDelta]:
             events=counts.events.get(key, 0),
             labels=counts.labels.get(key, 0),
             late_events=counts.late.get(key, 0),
+            duplicates=counts.duplicates.get(key, 0),
+            unlabelled=counts.unlabelled.get(key, 0),
+            orphan_labels=counts.orphans.get(key, 0),
             last_event_time=(
                 to_datetime(counts.last_event_ms[key]) if key in counts.last_event_ms else None
             ),

@@ -19,8 +19,10 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
+from monitor.joining import labelled_rows
 from monitor.reference.service import ReferenceCache
 from monitor.settings import Settings
+from monitor.store import labels as stored_labels
 from monitor.store import windows as stored
 from monitor.store.db import transaction
 from monitor.store.repository import StoredPosition, load_positions
@@ -111,7 +113,9 @@ class WindowCloser:
                 min_samples=config.min_samples,
                 window_seconds=(end - start).total_seconds(),
             )
-            late = stored.late_events(conn, window)
+            counters = stored.window_counters(conn, window)
+            per_slice = {name: piece.events for name, piece in merged.slices.items()}
+            per_slice[""] = counters["events"] + counters["late_events"]
             rows = [
                 stored.MetricRow(
                     model,
@@ -127,11 +131,9 @@ class WindowCloser:
                 )
                 for m in metrics
             ]
-            rows.append(
-                stored.MetricRow(
-                    model, version, None, start, end, None, "late_events", late, late, None
-                )
-            )
+            rows += stored.count_metric_rows(window, end, counters)
+            stored_labels.lock_performance(conn, *window)
+            rows += labelled_rows(conn, window, end, per_slice, self._settings)
             stored.save_metrics(conn, rows, now)
             stored.delete_partials(conn, window)
         log.info(

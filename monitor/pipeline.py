@@ -20,6 +20,7 @@ from monitor.ingest.events import (
     RawRecord,
     Rejected,
 )
+from monitor.joining import pending_prediction
 from monitor.reference.warmup import Warmup, warmup_row
 from monitor.settings import Settings
 from monitor.windows.manager import WindowManager
@@ -59,6 +60,7 @@ class Pipeline:
             return 0
         latest_ms = self._parser.latest_usable_ms()
         counts, rejected = self.pending.counts, self.pending.rejected
+        joining = self.pending.labels
         max_ms = ledger.max_event_ms(tp)
         by_window: dict[tuple[str, str, int, int], list[PredictionEvent]] = {}
         scores: dict[str, tuple[list[float], list[tuple[str, int]]]] = {}
@@ -72,8 +74,14 @@ class Pipeline:
             start = window_start(event.ts_ms, size)
             if isinstance(event, LabelEvent):  # labels do not move watermarks
                 counts.add_label((event.model, event.version or "default", start, start + size))
+                joining.labels.append((tp, event))
                 continue
             key = (event.model, event.version, start, start + size)
+            if event.id is not None:  # late or not, it may get a label: its window keeps it
+                segments = self._settings.model(event.model).segments
+                waiting = pending_prediction(event, (start, start + size), segments)
+                if waiting is not None:
+                    joining.predictions.append((tp, waiting))
             # Late: below this partition's own watermark at arrival (DESIGN.md §4), so a
             # replay of the partition decides exactly as the first run did.
             if max_ms is not None and event.ts_ms < max_ms - lateness:
@@ -124,6 +132,7 @@ class Pipeline:
         pending.rejected.extend(self.pending.rejected)  # published ones stay a prefix
         for key, rows in self.pending.warmup.items():
             pending.warmup.setdefault(key, []).extend(rows)
+        pending.labels.extend(self.pending.labels)
         pending.records += self.pending.records
         self.pending = pending
 

@@ -345,6 +345,15 @@ class ModelFields(_Section):
     segment: Name = "segment"
 
 
+def _category(value: Any) -> Any:
+    """The positive class as labels are read: true/false and 1/1.0 alike (columns rules)."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int | float) and float(value).is_integer():
+        return str(int(value))
+    return value
+
+
 class ModelConfig(_Section):
     """One monitored model; a model missing from the config gets these defaults."""
 
@@ -358,6 +367,7 @@ class ModelConfig(_Section):
     task: Literal["binary_classification", "multiclass_classification", "regression"] = (
         "binary_classification"
     )
+    positive_class: Annotated[Name, BeforeValidator(_category)] = "1"
     min_samples: Count = 200
     min_labels: Count = 100
     label_horizon: PositiveDuration = timedelta(days=7)

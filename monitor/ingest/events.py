@@ -64,8 +64,9 @@ class LabelEvent:
     ts_ms: int
     id: str | None
     label: Any
-    prediction: Any
+    prediction: Any  # set by pipelines that join upstream: then no lookup is needed
     score: Any
+    scores: Any
     partition: int
     offset: int
 
@@ -241,6 +242,7 @@ class EventParser:
             label=label,
             prediction=_value(getters.prediction(doc)),
             score=_value(getters.score(doc)),
+            scores=_value(getters.scores(doc)),
             partition=partition,
             offset=record.offset,
         )

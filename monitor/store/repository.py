@@ -126,6 +126,9 @@ class WindowCountDelta:
     labels: int
     late_events: int
     last_event_time: datetime | None
+    duplicates: int = 0
+    unlabelled: int = 0
+    orphan_labels: int = 0
 
 
 def add_window_counts(conn: Connection, deltas: Sequence[WindowCountDelta]) -> None:
@@ -141,6 +144,9 @@ def add_window_counts(conn: Connection, deltas: Sequence[WindowCountDelta]) -> N
             "events": _COUNTS.c.events + statement.excluded.events,
             "labels": _COUNTS.c.labels + statement.excluded.labels,
             "late_events": _COUNTS.c.late_events + statement.excluded.late_events,
+            "duplicates": _COUNTS.c.duplicates + statement.excluded.duplicates,
+            "unlabelled": _COUNTS.c.unlabelled + statement.excluded.unlabelled,
+            "orphan_labels": _COUNTS.c.orphan_labels + statement.excluded.orphan_labels,
             "last_event_time": case(
                 (current.is_(None), incoming),
                 (incoming > current, incoming),
@@ -159,6 +165,9 @@ def add_window_counts(conn: Connection, deltas: Sequence[WindowCountDelta]) -> N
                 "events": d.events,
                 "labels": d.labels,
                 "late_events": d.late_events,
+                "duplicates": d.duplicates,
+                "unlabelled": d.unlabelled,
+                "orphan_labels": d.orphan_labels,
                 "last_event_time": d.last_event_time,
             }
             for d in deltas
@@ -183,6 +192,9 @@ class ModelVersionTotals:
     late_events: int
     last_event_time: datetime | None
     windows: int
+    duplicates: int = 0
+    unlabelled: int = 0
+    orphan_labels: int = 0
 
 
 def model_totals(conn: Connection) -> list[ModelVersionTotals]:
@@ -196,16 +208,32 @@ def model_totals(conn: Connection) -> list[ModelVersionTotals]:
             func.sum(_COUNTS.c.late_events),
             func.max(_COUNTS.c.last_event_time),
             func.count(),
+            func.sum(_COUNTS.c.duplicates),
+            func.sum(_COUNTS.c.unlabelled),
+            func.sum(_COUNTS.c.orphan_labels),
         )
         .group_by(_COUNTS.c.model, _COUNTS.c.version)
         .order_by(_COUNTS.c.model, _COUNTS.c.version)
     )
-    return [
-        ModelVersionTotals(
-            model, version, int(events or 0), int(labels or 0), int(late or 0), last, int(windows)
+    totals = []
+    for row in conn.execute(query):
+        model, version, events, labels, late, last, windows, *label_sums = row
+        duplicates, unlabelled, orphans = (int(v or 0) for v in label_sums)
+        totals.append(
+            ModelVersionTotals(
+                model,
+                version,
+                int(events or 0),
+                int(labels or 0),
+                int(late or 0),
+                last,
+                int(windows),
+                duplicates,
+                unlabelled,
+                orphans,
+            )
         )
-        for model, version, events, labels, late, last, windows in conn.execute(query)
-    ]
+    return totals
 
 
 def dead_letter_counts(conn: Connection) -> tuple[int, dict[tuple[str, str], int]]:

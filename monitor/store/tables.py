@@ -97,6 +97,9 @@ class WindowCount(Base):
     events: Mapped[int] = mapped_column(BigInteger, default=0)
     labels: Mapped[int] = mapped_column(BigInteger, default=0)
     late_events: Mapped[int] = mapped_column(BigInteger, default=0)
+    duplicates: Mapped[int] = mapped_column(BigInteger, default=0)
+    unlabelled: Mapped[int] = mapped_column(BigInteger, default=0)
+    orphan_labels: Mapped[int] = mapped_column(BigInteger, default=0)
     last_event_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
@@ -216,3 +219,61 @@ class WarmupEvent(Base):
     offset: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     event_ms: Mapped[int] = mapped_column(BigInteger)
     row: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class PendingPrediction(Base):
+    """A prediction waiting for its label, kept for the model's ``label_horizon``.
+
+    Compact on purpose (one row per prediction with an id): the window and slices it counts
+    in, what it predicted, and its event time. ``label_ms`` is set once a label joined it, so
+    a second label or a duplicate prediction id within the horizon is recognised.
+    """
+
+    __tablename__ = "pending_predictions"
+    __table_args__ = (Index("ix_pending_predictions_time", "event_ms"),)
+
+    model: Mapped[str] = mapped_column(String(255), primary_key=True)
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    version: Mapped[str] = mapped_column(String(255))
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    window_end: Mapped[datetime] = mapped_column(UTCDateTime())
+    slices: Mapped[str] = mapped_column(Text)
+    prediction: Mapped[str] = mapped_column(Text)
+    score: Mapped[float | None] = mapped_column(Float)
+    scores: Mapped[str | None] = mapped_column(Text)
+    event_ms: Mapped[int] = mapped_column(BigInteger)
+    label_ms: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class EarlyLabel(Base):
+    """A label that arrived before its prediction: it waits ``early_label_grace`` (wall clock)."""
+
+    __tablename__ = "early_labels"
+    __table_args__ = (Index("ix_early_labels_arrived", "arrived_at"),)
+
+    model: Mapped[str] = mapped_column(String(255), primary_key=True)
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    version: Mapped[str | None] = mapped_column(String(255))
+    label: Mapped[str] = mapped_column(Text)
+    event_ms: Mapped[int] = mapped_column(BigInteger)
+    arrived_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WindowPerformance(Base):
+    """One partition's share of a window's joined labels (performance accumulators).
+
+    The share belongs to the partition whose records made the joins (labels, or predictions
+    meeting early labels), written by its owner beside its offset, like ``window_partials``;
+    unlike them it outlives the window's close, because labels keep maturing it.
+    """
+
+    __tablename__ = "window_performance"
+
+    model: Mapped[str] = mapped_column(String(255), primary_key=True)
+    version: Mapped[str] = mapped_column(String(255), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    window_end: Mapped[datetime] = mapped_column(UTCDateTime())
+    state: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -185,12 +185,23 @@ def delete_partials(conn: Connection, window: WindowId) -> None:
     conn.execute(delete(_PARTIALS).where(_window_is(_PARTIALS, window)))
 
 
-def late_events(conn: Connection, window: WindowId) -> int:
-    """Late events counted for the window so far."""
-    value = conn.execute(
-        select(_COUNTS.c.late_events).where(_window_is(_COUNTS, window))
-    ).scalar_one_or_none()
-    return int(value or 0)
+COUNT_METRICS = ("late_events", "duplicates", "unlabelled", "orphan_labels")
+
+
+def window_counters(conn: Connection, window: WindowId) -> dict[str, int]:
+    """The window's counted ``events`` and the ``COUNT_METRICS`` so far (0 when none)."""
+    columns = [_COUNTS.c[name] for name in ("events", *COUNT_METRICS)]
+    row = conn.execute(select(*columns).where(_window_is(_COUNTS, window))).first()
+    names = ("events", *COUNT_METRICS)
+    return {name: int(row[i]) if row is not None else 0 for i, name in enumerate(names)}
+
+
+def slice_events(conn: Connection, window: WindowId) -> dict[str, int]:
+    """Events per slice ('' the whole model) of a closed window, from its ``events`` metrics."""
+    query = select(_METRICS.c.segment, _METRICS.c.value).where(
+        _window_is(_METRICS, window), _METRICS.c.metric == "events", _METRICS.c.feature == ""
+    )
+    return {segment: int(value or 0) for segment, value in conn.execute(query)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +218,26 @@ class MetricRow:
     value: float | None
     n: int
     decision: str | None
+
+
+def count_metric_rows(window: WindowId, end: datetime, counters: dict[str, int]) -> list[MetricRow]:
+    """The model-level count metrics of a window (``n`` is the count itself)."""
+    model, version, start = window
+    return [
+        MetricRow(
+            model,
+            version,
+            None,
+            start,
+            end,
+            None,
+            name,
+            float(counters[name]),
+            counters[name],
+            None,
+        )
+        for name in COUNT_METRICS
+    ]
 
 
 def save_metrics(conn: Connection, rows: Sequence[MetricRow], now: datetime) -> None:

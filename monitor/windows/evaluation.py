@@ -11,6 +11,8 @@ reference a window is still counted and quality-checked: ``missing_rate`` and
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +27,8 @@ from monitor.stats.decision import (
     evaluate_window,
 )
 from monitor.windows.accumulators import CategoricalAccumulator, NumericAccumulator
+from monitor.windows.labelled import LabelledState, Performance
+from monitor.windows.performance import RegressionPerformance
 from monitor.windows.state import (
     PREDICTION,
     SCORE,
@@ -140,3 +144,57 @@ def _reference_part(
     if name == PREDICTION:
         return profile.prediction
     return profile.features.get(name)
+
+
+def evaluate_labelled(
+    state: LabelledState, predictions: Mapping[str, int], *, min_labels: int
+) -> list[Metric]:
+    """A window's performance metrics from its merged labelled shares (DESIGN.md §5).
+
+    ``predictions`` gives each slice's prediction count, the denominator of
+    ``label_coverage``. Model-quality metrics below ``min_labels`` rows say
+    ``insufficient_data``; coverage, delays and ``error_change`` carry no decision.
+    """
+    metrics: list[Metric] = []
+    for name in sorted(state.slices):
+        piece, segment = state.slices[name], name or None
+        labelled = piece.delays.n
+        total = predictions.get(name, 0)
+        coverage = labelled / total if total else None
+        metrics.append(Metric(segment, None, "label_coverage", coverage, total, None))
+        if labelled:
+            p50, p95 = piece.delays.p50(), piece.delays.p95()
+            metrics.append(Metric(segment, None, "label_delay_p50", p50, labelled, None))
+            metrics.append(Metric(segment, None, "label_delay_p95", p95, labelled, None))
+        for feature, metric, value, n in _performance(piece.performance):
+            decision = "insufficient_data" if n < min_labels else None
+            finite = value if value is not None and math.isfinite(value) else None
+            metrics.append(Metric(segment, feature, metric, finite, n, decision))
+    changed = 1.0 if state.error_changes else 0.0
+    metrics.append(Metric(None, None, "error_change", changed, state.labelled, None))
+    return metrics
+
+
+def _performance(perf: Performance) -> list[tuple[str | None, str, float | None, int]]:
+    """(feature, metric, value, n) of one slice's performance accumulator."""
+    if isinstance(perf, RegressionPerformance):
+        n = perf.n
+        return [(None, m, getattr(perf, m)(), n) for m in ("mae", "rmse", "mape", "r2")]
+    n, scored = perf.n, perf.n_scored
+    rows: list[tuple[str | None, str, float | None, int]] = [
+        (None, "accuracy", perf.accuracy(), n),
+        (None, "precision", perf.precision(), n),
+        (None, "recall", perf.recall(), n),
+        (None, "f1", perf.f1(), n),
+    ]
+    if scored:
+        rows += [
+            (None, "log_loss", perf.log_loss(), scored),
+            (None, "roc_auc", perf.roc_auc(), scored),
+        ]
+    for cls in perf.classes:
+        feature = f"@class:{cls}"
+        rows += [(feature, m, getattr(perf, m)(cls), n) for m in ("precision", "recall", "f1")]
+        if scored and perf.multiclass:
+            rows.append((feature, "roc_auc", perf.roc_auc(cls), scored))
+    return rows
