@@ -385,6 +385,32 @@ def status(config_path: Path, as_json: bool) -> None:
     _print_status(report)
 
 
+def _performance_summary(performance: dict[str, Any] | None) -> str:
+    """``accuracy 0.91, coverage 80%, delay p50 1.2h`` for the newest labelled window."""
+    if performance is None:
+        return "-"
+    metrics = performance["metrics"]
+    parts = [
+        f"{name} {metrics[name]:.3g}"
+        for name in ("accuracy", "roc_auc", "mae", "r2")
+        if metrics.get(name) is not None
+    ]
+    if metrics.get("label_coverage") is not None:
+        parts.append(f"coverage {metrics['label_coverage']:.0%}")
+    if metrics.get("label_delay_p50") is not None:
+        parts.append(f"delay p50 {_span(metrics['label_delay_p50'])}")
+    if performance["insufficient_data"]:
+        parts.append(f"(only {performance['labelled']} labels)")
+    return ", ".join(parts) or "-"
+
+
+def _span(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
+
+
 def _reference_state(model: dict[str, Any]) -> str:
     if model["reference"]:
         return "yes"
@@ -396,7 +422,8 @@ def _print_status(report: dict[str, Any]) -> None:
     console = wide_console()
     models = Table(title="models", title_justify="left")
     numbers = ("events", "labels", "rejected", "late", "open", "closed")
-    for column in ("model", "version", *numbers, "last event", "reference", "top drift"):
+    columns = ("model", "version", *numbers, "last event", "reference", "top drift", "performance")
+    for column in columns:
         models.add_column(column, justify="right" if column in numbers else "left")
     for m in report["models"]:
         drift = ", ".join(
@@ -413,6 +440,7 @@ def _print_status(report: dict[str, Any]) -> None:
             m["last_event_time"] or "-",
             _reference_state(m),
             drift or "-",
+            _performance_summary(m["performance"]),
         )
     console.print(models if report["models"] else "no events stored yet")
     if not report["partitions"]:

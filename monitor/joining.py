@@ -40,6 +40,7 @@ from monitor.windows.ranges import duration_ms, to_datetime, window_start
 TP = tuple[str, int]
 NO_PARTITION: TP = ("", -1)  # joins no record completed: a waiting label met its prediction
 ShareKey = tuple[str, str, datetime, str, int]
+Joins = dict[TP, list[tuple[StoredPrediction, Any, int]]]  # prediction, label, label time
 DEFAULTS = ModelConfig(name="default")  # what a model missing from the config gets
 
 
@@ -70,8 +71,7 @@ def pending_prediction(
         event.model,
         event.id,
         event.version,
-        to_datetime(window[0]),
-        to_datetime(window[1]),
+        *window,
         slices,
         event.prediction,
         _finite(event.score),
@@ -98,7 +98,7 @@ class Joiner:
     def apply(self, conn: Connection, work: PendingLabelWork, now: datetime) -> WindowCounts:
         """Store and join ``work``, settle waiting labels, prune; returns the label counts."""
         counts = WindowCounts()
-        joins: dict[TP, list[tuple[StoredPrediction, Any, int]]] = defaultdict(list)
+        joins: Joins = defaultdict(list)
         labelled: list[tuple[stored.Key, int]] = []
         self._store_predictions(conn, work.predictions, counts, joins, labelled)
         self._join_labels(conn, work.labels, now, counts, joins, labelled)
@@ -113,7 +113,7 @@ class Joiner:
         conn: Connection,
         predictions: list[tuple[TP, StoredPrediction]],
         counts: WindowCounts,
-        joins: dict[TP, list[tuple[StoredPrediction, Any, int]]],
+        joins: Joins,
         labelled: list[tuple[stored.Key, int]],
     ) -> None:
         if not predictions:
@@ -136,7 +136,7 @@ class Joiner:
         labels: list[tuple[TP, LabelEvent]],
         now: datetime,
         counts: WindowCounts,
-        joins: dict[TP, list[tuple[StoredPrediction, Any, int]]],
+        joins: Joins,
         labelled: list[tuple[stored.Key, int]],
     ) -> None:
         lookups = []
@@ -149,6 +149,7 @@ class Joiner:
                 lookups.append((tp, label))
         found = stored.find_predictions(conn, [(lb.model, lb.id) for _, lb in lookups if lb.id])
         done = {key for key, p in found.items() if p.label_ms is not None}
+        done.update(key for key, _ in labelled)  # joined to a waiting label just now
         early: dict[stored.Key, StoredLabel] = {}
         for tp, label in lookups:
             key = (label.model, str(label.id))
@@ -173,8 +174,8 @@ class Joiner:
             label.model,
             label.id or "",
             version,
-            to_datetime(start),
-            to_datetime(start + size),
+            start,
+            start + size,
             ("",),
             label.prediction,
             _finite(label.score),
@@ -187,7 +188,7 @@ class Joiner:
         conn: Connection,
         now: datetime,
         counts: WindowCounts,
-        joins: dict[TP, list[tuple[StoredPrediction, Any, int]]],
+        joins: Joins,
         labelled: list[tuple[stored.Key, int]],
     ) -> None:
         """Labels that waited out their model's grace: joined if their prediction is stored
@@ -237,12 +238,12 @@ class Joiner:
             removed += stored.prune_predictions(conn, watermark - _ms_of(horizon), only=models)
         for name, version, start, end, was_labelled in removed:
             if not was_labelled:
-                counts.unlabelled[(name, version, _ms(start), _ms(end))] += 1
+                counts.unlabelled[(name, version, start, end)] += 1
 
     def _add_to_shares(
         self,
         conn: Connection,
-        joins: Mapping[TP, list[tuple[StoredPrediction, Any, int]]],
+        joins: Joins,
         now: datetime,
     ) -> None:
         """Add the joins to their windows' shares; closed windows get fresh metrics."""
@@ -250,8 +251,8 @@ class Joiner:
         errors: dict[tuple[str, TP], list[tuple[float, ShareKey]]] = defaultdict(list)
         for tp, joined in joins.items():
             for p, label, label_ms in joined:
-                key = (p.model, p.version, p.window_start, *tp)
-                entry = by_share.setdefault(key, (p.window_end, []))
+                key = (p.model, p.version, to_datetime(p.start_ms), *tp)
+                entry = by_share.setdefault(key, (to_datetime(p.end_ms), []))
                 entry[1].append(
                     Join(
                         p.slices,
@@ -266,9 +267,7 @@ class Joiner:
                 if error is not None and tp != NO_PARTITION:
                     errors[(p.model, tp)].append((error, key))
         windows = sorted({(k[0], k[1], k[2]) for k in by_share})
-        for window in windows:
-            stored_windows.lock_window(conn, window, shared=True)
-        for window in windows:
+        for window in windows:  # a close takes it too, so it sees these shares or we see it
             stored.lock_performance(conn, *window)
         states = {
             key: LabelledState.from_bytes(raw)
@@ -332,7 +331,7 @@ class Joiner:
 
 
 def _window_key(p: StoredPrediction) -> tuple[str, str, int, int]:
-    return (p.model, p.version, _ms(p.window_start), _ms(p.window_end))
+    return (p.model, p.version, p.start_ms, p.end_ms)
 
 
 def _ms(moment: datetime) -> int:

@@ -43,6 +43,7 @@ class Pipeline:
         self._warmup = warmup
         self._warmup_models = warmup.models if warmup is not None else frozenset()
         self._timing_ms: dict[str, tuple[int, int]] = {}
+        self._segments_of: dict[str, list[str]] = {}
         self.pending = PendingEffects()
 
     def ingest(
@@ -78,7 +79,7 @@ class Pipeline:
                 continue
             key = (event.model, event.version, start, start + size)
             if event.id is not None:  # late or not, it may get a label: its window keeps it
-                segments = self._settings.model(event.model).segments
+                segments = self._segments(event.model)
                 waiting = pending_prediction(event, (start, start + size), segments)
                 if waiting is not None:
                     joining.predictions.append((tp, waiting))
@@ -143,6 +144,12 @@ class Pipeline:
         """
         self.pending = PendingEffects()
         self.windows.clear()
+
+    def _segments(self, model: str) -> list[str]:
+        segments = self._segments_of.get(model)
+        if segments is None:
+            segments = self._segments_of[model] = self._settings.model(model).segments
+        return segments
 
     def lateness_ms(self, model: str) -> int:
         return self._timing(model)[1]

@@ -7,6 +7,7 @@ broker's log end, omitted (null) when the broker cannot be reached.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
@@ -46,7 +47,9 @@ def status_report(settings: Settings, engine: Engine, *, with_lag: bool = True) 
         references = repository.reference_models(conn)
         warming = stored_warmup.counts(conn)
         closed = stored_windows.closed_window_counts(conn)
+        open_now = Counter((m, v) for (m, v, _), _ in stored_windows.open_windows(conn))
         drift = {(t.model, t.version): _top_drift(conn, t.model, t.version) for t in totals}
+        performance = {(t.model, t.version): _performance(conn, t.model, t.version) for t in totals}
         offsets = repository.load_offsets(
             conn,
             settings.kafka.group_id,
@@ -72,10 +75,11 @@ def status_report(settings: Settings, engine: Engine, *, with_lag: bool = True) 
             "last_event_time": iso(t.last_event_time),
             "reference": (t.model, t.version) in references or (t.model, None) in references,
             "warmup": _warmup(settings, t.model, warming.get((t.model, t.version), 0)),
-            "open_windows": t.windows - closed.get((t.model, t.version), 0),
+            "open_windows": open_now[(t.model, t.version)],
             "closed_windows": closed.get((t.model, t.version), 0),
             "last_closed_window": drift[(t.model, t.version)][0],
             "top_drift": drift[(t.model, t.version)][1],
+            "performance": performance[(t.model, t.version)],
         }
         for t in totals
     ]
@@ -122,6 +126,34 @@ def metric_rows(
         }
         for r in rows
     ]
+
+
+HEADLINE = (
+    "accuracy", "f1", "roc_auc", "log_loss", "mae", "rmse", "r2",
+    "label_coverage", "label_delay_p50", "label_delay_p95",
+)  # fmt: skip
+
+
+def _performance(conn: Connection, model: str, version: str) -> dict[str, Any] | None:
+    """The newest window with labels joined: its headline performance, coverage and delay."""
+    latest = stored_windows.latest_with_metric(conn, model, version, "label_coverage")
+    if latest is None:
+        return None
+    start, end = latest
+    rows = stored_windows.query_metrics(conn, model, since=start, until=end)
+    found = {
+        r.metric: r
+        for r in rows
+        if r.version == version and r.segment is None and r.feature is None
+        and r.metric in HEADLINE and r.window_start == start
+    }  # fmt: skip
+    labelled = found["label_delay_p50"].n if "label_delay_p50" in found else 0
+    return {
+        "window_start": iso(start),
+        "labelled": labelled,
+        "metrics": {name: found[name].value for name in HEADLINE if name in found},
+        "insufficient_data": any(r.decision == "insufficient_data" for r in found.values()),
+    }
 
 
 def _top_drift(

@@ -34,7 +34,7 @@ def kafka_bootstrap() -> Iterator[str]:
         yield broker.bootstrap
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def topic_factory(kafka_bootstrap: str) -> TopicFactory:
     """Return ``make(partitions=4) -> TopicNames`` creating this test's own topics.
 

@@ -7,6 +7,7 @@ a join nor counts one twice. Lookups take whole batches (one query per model and
 
 from __future__ import annotations
 
+import json
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -15,17 +16,23 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
+    BigInteger,
     Connection,
+    Float,
+    Select,
+    String,
     Table,
     and_,
     bindparam,
     delete,
     func,
+    literal,
     select,
     text,
     tuple_,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from monitor.store.repository import dialect_insert
 from monitor.store.tables import ConsumerOffset, EarlyLabel, PendingPrediction, WindowPerformance
@@ -40,15 +47,15 @@ CHUNK = 2000  # ids per IN list: well under every backend's limit on bound param
 Key = tuple[str, str]  # model, id
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StoredPrediction:
     """What a label needs of its prediction: the window and slices it counts in, and outputs."""
 
     model: str
     id: str
     version: str
-    window_start: datetime
-    window_end: datetime
+    start_ms: int  # the window's bounds, epoch milliseconds
+    end_ms: int
     slices: tuple[str, ...]
     prediction: Any
     score: float | None
@@ -77,59 +84,136 @@ class StoredLabel:
         return (self.model, self.id)
 
 
-def _chunks(keys: Sequence[Key]) -> Iterable[Sequence[Key]]:
-    for i in range(0, len(keys), CHUNK):
-        yield keys[i : i + CHUNK]
+def _by_model(keys: Iterable[Key]) -> Iterable[tuple[str, list[str]]]:
+    """Ids per model, in chunks: ``model = m AND id IN (...)`` uses the primary key, where a
+    row-value IN list of (model, id) pairs makes PostgreSQL scan the table."""
+    ids: dict[str, list[str]] = {}
+    for model, id_ in sorted(set(keys)):
+        ids.setdefault(model, []).append(id_)
+    for model, wanted in ids.items():
+        for i in range(0, len(wanted), CHUNK):
+            yield model, wanted[i : i + CHUNK]
 
 
 def insert_predictions(conn: Connection, rows: Sequence[StoredPrediction]) -> set[Key]:
-    """Store predictions; returns the keys newly stored (the others' ids were already taken)."""
-    inserted: set[Key] = set()
-    for i in range(0, len(rows), CHUNK):
-        statement = (
-            dialect_insert(conn, _PENDING)
-            .on_conflict_do_nothing()
-            .returning(_PENDING.c.model, _PENDING.c.id)
+    """Store predictions; returns the keys newly stored (the others' ids were already taken,
+    before this call or earlier in ``rows``)."""
+    if not rows:
+        return set()
+    if conn.dialect.name == "postgresql":
+        return _insert_unnest(conn, rows)
+    taken = _existing(conn, (r.key for r in rows))
+    fresh: dict[Key, StoredPrediction] = {}
+    for row in rows:
+        if row.key not in taken and row.key not in fresh:
+            fresh[row.key] = row
+    if fresh:  # plain values only (no type processing): the driver takes them as they are
+        names = list(_UNNEST_TYPES)
+        conn.exec_driver_sql(
+            f"INSERT OR IGNORE INTO pending_predictions ({', '.join(names)}) "  # noqa: S608
+            f"VALUES ({', '.join('?' * len(names))})",
+            [tuple(_prediction_values(r).values()) for r in fresh.values()],
         )
-        values = [_prediction_values(r) for r in rows[i : i + CHUNK]]
-        inserted.update((m, k) for m, k in conn.execute(statement, values).all())
-    return inserted
+    return set(fresh)
+
+
+_UNNEST_TYPES: dict[str, Any] = {
+    "model": String, "id": String, "version": String, "start_ms": BigInteger,
+    "end_ms": BigInteger, "slices": String, "prediction": String,
+    "score": Float, "scores": String, "event_ms": BigInteger,
+}  # fmt: skip
+
+
+def _insert_unnest(conn: Connection, rows: Sequence[StoredPrediction]) -> set[Key]:
+    """PostgreSQL: one statement with a column array each, instead of a statement a row."""
+    values = [_prediction_values(r) for r in rows]
+    arrays = (
+        func.unnest(
+            *(
+                literal([v[name] for v in values], ARRAY(kind))
+                for name, kind in _UNNEST_TYPES.items()
+            )
+        )
+        .table_valued(*_UNNEST_TYPES)
+        .render_derived("batch")
+    )
+    statement = (
+        dialect_insert(conn, _PENDING)
+        .from_select(list(_UNNEST_TYPES), select(*(arrays.c[name] for name in _UNNEST_TYPES)))
+        .on_conflict_do_nothing()
+        .returning(_PENDING.c.model, _PENDING.c.id)
+    )
+    return {(model, id_) for model, id_ in conn.execute(statement)}
+
+
+def _existing(conn: Connection, keys: Iterable[Key]) -> set[Key]:
+    c = _PENDING.c
+    found: set[Key] = set()
+    for model, ids in _by_model(keys):
+        query = select(c.model, c.id).where(c.model == model, c.id.in_(ids))
+        found.update((m, i) for m, i in conn.execute(query))
+    return found
+
+
+def _json(value: Any) -> str:
+    """JSON text of an event value (the stdlib takes what orjson refuses: huge integers)."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(value, default=str)
+
+
+def _loads(text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # written by the stdlib: NaN or a huge integer
+        return json.loads(text)
 
 
 def _prediction_values(row: StoredPrediction) -> dict[str, Any]:
+    """The stored columns, in ``_UNNEST_TYPES`` order (not yet labelled)."""
     return {
         "model": row.model,
         "id": row.id,
         "version": row.version,
-        "window_start": row.window_start,
-        "window_end": row.window_end,
-        "slices": orjson.dumps(row.slices).decode(),
-        "prediction": orjson.dumps(row.prediction).decode(),
+        "start_ms": row.start_ms,
+        "end_ms": row.end_ms,
+        "slices": _json(row.slices),
+        "prediction": _json(row.prediction),
         "score": row.score,
-        "scores": None if row.scores is None else orjson.dumps(row.scores).decode(),
+        "scores": None if row.scores is None else _json(row.scores),
         "event_ms": row.event_ms,
-        "label_ms": row.label_ms,
     }
+
+
+def _lookup(conn: Connection, table: Table, model: str, ids: list[str]) -> Select[Any]:
+    """The rows of ``table`` for these ids of ``model``, by primary key whatever the stats.
+
+    PostgreSQL plans ``id IN (...)`` from the table's statistics, and while a busy table's
+    are stale it filters every row of the model instead; joining the ids as an array keeps
+    it on the index.
+    """
+    if conn.dialect.name != "postgresql":
+        return select(table).where(table.c.model == model, table.c.id.in_(ids))
+    wanted = func.unnest(literal(ids, ARRAY(String))).table_valued("id").render_derived("wanted")
+    return select(table).join(wanted, table.c.id == wanted.c.id).where(table.c.model == model)
 
 
 def find_predictions(conn: Connection, keys: Iterable[Key]) -> dict[Key, StoredPrediction]:
     """The stored predictions among ``keys`` (labelled or not)."""
-    wanted = sorted(set(keys))
     found: dict[Key, StoredPrediction] = {}
-    c = _PENDING.c
-    for chunk in _chunks(wanted):
-        query = select(_PENDING).where(tuple_(c.model, c.id).in_(chunk))
-        for r in conn.execute(query):
+    for model, ids in _by_model(keys):
+        for r in conn.execute(_lookup(conn, _PENDING, model, ids)):
             found[(r.model, r.id)] = StoredPrediction(
                 r.model,
                 r.id,
                 r.version,
-                r.window_start,
-                r.window_end,
-                tuple(orjson.loads(r.slices)),
-                orjson.loads(r.prediction),
+                r.start_ms,
+                r.end_ms,
+                tuple(_loads(r.slices)),
+                _loads(r.prediction),
                 r.score,
-                None if r.scores is None else orjson.loads(r.scores),
+                None if r.scores is None else _loads(r.scores),
                 r.event_ms,
                 r.label_ms,
             )
@@ -161,7 +245,7 @@ def insert_early_labels(conn: Connection, rows: Sequence[StoredLabel]) -> None:
                 "model": r.model,
                 "id": r.id,
                 "version": r.version,
-                "label": orjson.dumps(r.label).decode(),
+                "label": _json(r.label),
                 "event_ms": r.event_ms,
                 "arrived_at": r.arrived_at,
             }
@@ -174,10 +258,12 @@ def take_early_labels(conn: Connection, keys: Iterable[Key]) -> list[StoredLabel
     """Remove and return the waiting labels of these predictions."""
     taken: list[StoredLabel] = []
     c = _EARLY.c
-    for chunk in _chunks(sorted(set(keys))):
+    if conn.execute(select(c.id).limit(1)).first() is None:
+        return taken  # the usual case: labels come after their predictions
+    for model, ids in _by_model(keys):
         statement = (
             delete(_EARLY)
-            .where(tuple_(c.model, c.id).in_(chunk))
+            .where(c.model == model, c.id.in_(ids))
             .returning(c.model, c.id, c.version, c.label, c.event_ms, c.arrived_at)
         )
         taken += [_label(row) for row in conn.execute(statement)]
@@ -195,7 +281,7 @@ def early_labels_waiting(conn: Connection, arrived_before: datetime | None) -> l
 
 def _label(row: Any) -> StoredLabel:
     model, id_, version, label, event_ms, arrived_at = row
-    return StoredLabel(model, id_, version, orjson.loads(label), event_ms, arrived_at)
+    return StoredLabel(model, id_, version, _loads(label), event_ms, arrived_at)
 
 
 def prune_predictions(
@@ -204,7 +290,7 @@ def prune_predictions(
     *,
     only: Sequence[str] | None = None,
     exclude: Sequence[str] = (),
-) -> list[tuple[str, str, datetime, datetime, bool]]:
+) -> list[tuple[str, str, int, int, bool]]:
     """Remove the predictions older than ``before_ms`` (event time) of these models.
 
     Returns (model, version, window start, window end, labelled) per removed prediction, so
@@ -216,9 +302,7 @@ def prune_predictions(
         statement = statement.where(c.model.in_(only))
     if exclude:
         statement = statement.where(c.model.not_in(exclude))
-    found = conn.execute(
-        statement.returning(c.model, c.version, c.window_start, c.window_end, c.label_ms)
-    )
+    found = conn.execute(statement.returning(c.model, c.version, c.start_ms, c.end_ms, c.label_ms))
     return [(m, v, s, e, ms is not None) for m, v, s, e, ms in found]
 
 
@@ -305,8 +389,10 @@ def window_performance(conn: Connection, model: str, version: str, start: dateti
 def lock_performance(conn: Connection, model: str, version: str, start: datetime) -> None:
     """Serialise changes to one window's performance shares and rows; PostgreSQL only.
 
-    Taken after every window lock of the transaction, in window order, so it cannot deadlock
-    against the checkpoints' shared window locks or a close's exclusive one.
+    Checkpoints take these in window order after any window lock of theirs, and a close
+    takes its window's after its exclusive window lock, so no two wait on each other in a
+    cycle. A close therefore sees every share committed before it, and a checkpoint that
+    comes after a close sees the window closed and recomputes its rows.
     """
     if conn.dialect.name != "postgresql":
         return

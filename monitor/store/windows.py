@@ -334,6 +334,24 @@ def latest_closed(conn: Connection, model: str, version: str) -> tuple[datetime,
     return None if row is None else (row[0], row[1])
 
 
+def latest_with_metric(
+    conn: Connection, model: str, version: str, metric: str
+) -> tuple[datetime, datetime] | None:
+    """The newest window of (model, version) with a whole-model ``metric`` row."""
+    row = conn.execute(
+        select(_METRICS.c.window_start, _METRICS.c.window_end)
+        .where(
+            _METRICS.c.model == model,
+            _METRICS.c.version == version,
+            _METRICS.c.metric == metric,
+            _METRICS.c.segment == "",
+        )
+        .order_by(_METRICS.c.window_start.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
 def save_detectors(
     conn: Connection,
     group_id: str,

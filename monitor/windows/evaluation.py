@@ -38,6 +38,8 @@ from monitor.windows.state import (
     WindowState,
 )
 
+REFERENCE = "@reference"  # the feature of the reference's baseline performance rows
+
 
 @dataclass(frozen=True, slots=True)
 class Metric:
@@ -82,6 +84,11 @@ def evaluate(
         metrics += [Metric(segment, r.feature, r.metric, r.value, r.n, r.decision) for r in rows]
     changed = 1.0 if state.score_changes else 0.0  # a partition's detector fired in the window
     metrics.append(Metric(None, None, "score_change", changed, state.events, None))
+    if profile is not None:  # the reference's own performance, when it had labels
+        metrics += [
+            Metric(None, REFERENCE, name, value, profile.rows, None)
+            for name, value in sorted(profile.baseline.items())
+        ]
     return metrics
 
 

@@ -12,7 +12,7 @@ import orjson
 import pytest
 from kafka import KafkaConsumer
 
-from tests.support.daemon import Deployment, deployment, kill
+from tests.support.daemon import Deployment, deployment, kill_when, wait_until
 from tests.support.kafka import kafka_consumer_fast_options, produce
 from tests.support.streams import Stream, prediction_stream
 
@@ -75,14 +75,7 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(
     log = tmp_path / "run.log"
     targets = sorted(rng.uniform(0.1, 0.7) * len(stream.records) for _ in range(3))
     for target in targets:
-        process = dep.start("run", log=log)
-        deadline = time.monotonic() + 120
-        while dep.stored_offsets() < target:
-            assert process.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "no progress"
-            time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, 0.2))
-        kill(process, signal.SIGKILL)
+        kill_when(dep, lambda t=target: dep.stored_offsets() >= t, log, rng)
         assert dep.stored_offsets() < len(stream.records), "killed too late to matter"
     result = dep.run("run", "--exit-when-idle", "3s")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -103,15 +96,14 @@ def test_two_processes_split_the_partitions(
     assert all("partitions assigned" in text for text in assigned)
 
 
-def test_sigterm_checkpoints_and_exits_cleanly(loaded: tuple[Deployment, str]) -> None:
+def test_sigterm_checkpoints_and_exits_cleanly(
+    loaded: tuple[Deployment, str], tmp_path: Path
+) -> None:
     """SIGTERM finishes the batch, stores it and exits 0 within 10 seconds."""
     dep, _ = loaded
-    process = dep.start("run")
-    deadline = time.monotonic() + 120
-    while dep.stored_offsets() == 0:
-        assert process.poll() is None, "run exited before storing anything"
-        assert time.monotonic() < deadline, "no progress"
-        time.sleep(0.02)
+    log = tmp_path / "run.log"
+    process = dep.start("run", log=log)
+    wait_until(process, lambda: dep.stored_offsets() > 0, log)
     started = time.monotonic()
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=10) == 0

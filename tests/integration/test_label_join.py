@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,9 @@ from sklearn.metrics import (  # type: ignore[import-untyped]
 from sqlalchemy import Engine
 
 from monitor.app import replay
+from monitor.ingest.events import LabelEvent, PredictionEvent
+from monitor.joining import Joiner, PendingLabelWork, pending_prediction
+from monitor.reference.service import build_and_store
 from monitor.settings import Settings
 from monitor.status import iso, metric_rows, status_report
 from monitor.store import db
@@ -117,6 +121,9 @@ def test_binary_performance_per_window_equals_sklearn(
     """Labels an hour late and shuffled: confusion counts and every metric match sklearn."""
     predictions, truth = binary_stream
     settings, engine = setup(database_url, segments=["channel"])
+    training = [dict(p, label=y) for p, y in zip(predictions[:2000], truth, strict=False)]
+    reference = write(tmp_path / "reference.jsonl", training)
+    build_and_store(settings, engine, "m", reference, None, datetime.now(UTC))
     labels = delayed_labels(predictions, truth, random.Random(12))
     replay(settings, engine, write(tmp_path / "p.jsonl", predictions), "predictions", flush=True)
     replay(settings, engine, write(tmp_path / "l.jsonl", labels), "labels", batch_size=700)
@@ -148,10 +155,18 @@ def test_binary_performance_per_window_equals_sklearn(
         positive = found[(when, "@class:1", "precision")]["value"]
         assert positive == pytest.approx(precision_score(y, pred, zero_division=0), abs=1e-9)
         assert found[(when, None, "label_coverage")]["value"] == 1.0
+        baseline = accuracy_score(truth[:2000], [p["prediction"] for p in predictions[:2000]])
+        assert found[(when, "@reference", "accuracy")]["value"] == pytest.approx(baseline)
         delay = found[(when, None, "label_delay_p50")]["value"]
         assert delay == pytest.approx(3600, rel=0.2)
     web = [r for r in metric_rows(engine, "m", metric="accuracy", segment="channel=web")]
     assert len(web) == 12
+    performance = status_report(settings, engine, with_lag=False)["models"][0]["performance"]
+    last = iso(to_datetime(max(windows)))
+    assert performance["window_start"] == last
+    assert performance["metrics"]["accuracy"] == found[(last, None, "accuracy")]["value"]
+    assert performance["metrics"]["label_coverage"] == 1.0
+    assert performance["labelled"] == 500
 
 
 def test_early_labels_join_within_the_grace_and_orphan_after(
@@ -332,3 +347,59 @@ def test_duplicates_and_labels_that_carry_their_prediction(
     # 200 joined by id (all correct) + 100 carried (half correct), one window.
     assert found[(when, None, "accuracy")]["n"] == 300
     assert found[(when, None, "accuracy")]["value"] == pytest.approx(250 / 300)
+
+
+def test_inverted_label_relationship_drops_accuracy_and_fires_the_error_detector(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Halfway the truth inverts (features unchanged): accuracy drops, a change point follows."""
+    rng = random.Random(31)
+    predictions, truth = [], []
+    for i in range(6000):  # 12 windows; the relationship inverts at window 6
+        score = rng.random()
+        predictions.append(
+            {"id": f"q{i}", "model": "m", "ts": START_MS + i * 600, "prediction": int(score > 0.5)}
+            | {"score": score, "features": {"x": rng.gauss(0, 1)}}
+        )
+        p_true = score if i < 3000 else 1 - score
+        truth.append(int(rng.random() < p_true))
+    settings, engine = setup(database_url)
+    replay(settings, engine, write(tmp_path / "p.jsonl", predictions), "predictions", flush=True)
+    labels = delayed_labels(predictions, truth, random.Random(32))
+    replay(settings, engine, write(tmp_path / "l.jsonl", labels), "labels", batch_size=500)
+    found = metrics(engine)
+    starts = sorted(by_window(predictions))
+    accuracy = [found[(iso(to_datetime(s)), None, "accuracy")]["value"] for s in starts]
+    assert min(accuracy[:6]) > 0.65
+    assert max(accuracy[6:]) < 0.35
+    changes = [found[(iso(to_datetime(s)), None, "error_change")]["value"] for s in starts]
+    # Labels arrive shuffled within ±10 minutes (two windows), so the label that completes
+    # the change may belong to a prediction up to two windows before the onset.
+    assert changes[:4] == [0.0] * 4
+    assert 1.0 in changes[4:9]
+
+
+def test_a_prediction_joins_once_when_two_labels_meet_it_in_one_checkpoint(
+    database_url: str,
+) -> None:
+    """A waiting label and a second label for the same id, both meeting the prediction now."""
+    settings, engine = setup(database_url)
+    joiner = Joiner(settings, "g", "predictions")
+    now = datetime.now(UTC)
+
+    def label(value: int, offset: int) -> LabelEvent:
+        return LabelEvent("m", None, START_MS + HOUR_MS, "x", value, None, None, None, 0, offset)
+
+    with transaction(engine, write=True) as conn:
+        joiner.apply(conn, PendingLabelWork(labels=[(("labels", 0), label(1, 0))]), now)
+    prediction = PredictionEvent("m", "default", START_MS, "x", {"f": 1.0}, 1, 0.9, None, {}, 0, 0)
+    stored_prediction = pending_prediction(prediction, (START_MS, START_MS + WINDOW_MS), [])
+    assert stored_prediction is not None
+    work = PendingLabelWork(
+        predictions=[(("predictions", 0), stored_prediction)],
+        labels=[(("labels", 0), label(0, 1))],
+    )
+    with transaction(engine, write=True) as conn:
+        joiner.apply(conn, work, now)
+    state = merged_state(engine, START_MS)
+    assert state.slices[""].performance.confusion == {("1", "1"): 1}  # the first label only

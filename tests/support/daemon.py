@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,7 +56,7 @@ class Deployment:
         for model, version, start, events in self.query(
             "SELECT model, version, window_start, events FROM window_counts"
         ):
-            result[(model, version, _epoch_ms(start))] += events
+            result[(model, version, epoch_ms(start))] += events
         return +result
 
     def stored_offsets(self) -> int:
@@ -80,7 +83,7 @@ def query(url: str, sql: str, **params: Any) -> list[Any]:
         engine.dispose()
 
 
-def _epoch_ms(value: Any) -> int:
+def epoch_ms(value: Any) -> int:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     if value.tzinfo is None:
@@ -136,3 +139,25 @@ def kill(process: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
     if process.poll() is None:
         os.kill(process.pid, sig)
     process.wait(timeout=30)
+
+
+def wait_until(
+    process: subprocess.Popen[bytes], reached: Callable[[], bool], log: Path, timeout: float = 120
+) -> None:
+    """Poll ``reached`` until true; fail with the log if the process died or time ran out."""
+    deadline = time.monotonic() + timeout
+    while not reached():
+        assert process.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, "no progress"
+        time.sleep(0.02)
+
+
+def kill_when(dep: Deployment, reached: Callable[[], bool], log: Path, rng: random.Random) -> None:
+    """Start ``monitor run``, and SIGKILL it 0 to 200 ms after ``reached()`` turns true.
+
+    The random delay lands the kill mid-batch, mid-checkpoint or between them.
+    """
+    process = dep.start("run", log=log)
+    wait_until(process, reached, log)
+    time.sleep(rng.uniform(0.0, 0.2))
+    kill(process, signal.SIGKILL)
