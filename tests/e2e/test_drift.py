@@ -66,6 +66,23 @@ def engine(database_url: str) -> Iterator[Engine]:
         engine.dispose()
 
 
+@pytest.fixture
+def sqlite_engine(tmp_path: Path) -> Iterator[tuple[str, Engine]]:
+    """A migrated SQLite database, for the statistics-only tests at volume.
+
+    What they check (no false alarms over 500,000 events) does not depend on the store, and
+    the storage path is exercised on both backends by the other tests; running them once
+    keeps CI within its budget.
+    """
+    url = f"sqlite:///{tmp_path}/volume.db"
+    engine = db.create_db_engine(url)
+    db.upgrade(engine)
+    try:
+        yield url, engine
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture(scope="module")
 def reference_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """20,000 reference rows drawn from SPACE (a seed of their own)."""
@@ -141,10 +158,11 @@ def test_mean_shift_flags_exactly_the_shifted_features(
 
 
 def test_stationary_half_million_events_flag_nothing(
-    database_url: str, engine: Engine, reference_file: Path, stationary_500k: Path
+    sqlite_engine: tuple[str, Engine], reference_file: Path, stationary_500k: Path
 ) -> None:
     """500,000 events from the reference's distribution: no drift, no quality flag anywhere."""
-    windows = run(model_settings(database_url), engine, reference_file, stationary_500k)
+    url, engine = sqlite_engine
+    windows = run(model_settings(url), engine, reference_file, stationary_500k)
 
     assert sorted(windows) == starts(100)
     for start, rows in windows.items():
@@ -157,7 +175,7 @@ def test_stationary_half_million_events_flag_nothing(
 
 
 def test_negligible_shift_on_large_windows_flags_nothing(
-    database_url: str, engine: Engine, reference_file: Path, tmp_path: Path
+    sqlite_engine: tuple[str, Engine], reference_file: Path, tmp_path: Path
 ) -> None:
     """A 0.02-sd shift of every numeric feature over 50,000-event windows is not drift."""
     events = write_events(
@@ -166,7 +184,8 @@ def test_negligible_shift_on_large_windows_flags_nothing(
             SPACE, [50_000] * 4, seed=30, changes=[MeanShift(NUMERIC, 0.02, window_start(0))]
         ),
     )
-    windows = run(model_settings(database_url), engine, reference_file, events)
+    url, engine = sqlite_engine
+    windows = run(model_settings(url), engine, reference_file, events)
 
     assert sorted(windows) == starts(4)
     moved = []

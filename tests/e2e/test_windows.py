@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.support.daemon import Deployment, deployment, kill_when, query, wait
+from tests.support.daemon import Deployment, deployment, epoch_ms, kill_when, query, wait
 from tests.support.kafka import produce
 from tests.support.streams import Stream, prediction_stream
 
-MetricKey = tuple[str, str, str, str, str, str]
+MetricKey = tuple[str, str, str, int, str, str]
 MODELS = ("fraud", "churn", "ltv")
 
 
@@ -63,7 +63,7 @@ def metrics(
     if all_closed:
         assert dep.query("SELECT COUNT(*) FROM window_partials")[0][0] == 0, "all closed"
     assert closed_windows(dep.database_url) > 0
-    found = {(m, v, s, str(w), f, k): (val, n, d) for m, v, s, w, f, k, val, n, d in rows}
+    found = {(m, v, s, epoch_ms(w), f, k): (val, n, d) for m, v, s, w, f, k, val, n, d in rows}
     late = sum(value for key, (value, _, _) in found.items() if key[5] == "late_events")
     assert late > 0, "the stream has late events, so their counts are compared too"
     return found
@@ -71,7 +71,8 @@ def metrics(
 
 def assert_same_metrics(got: dict[MetricKey, Any], expected: dict[MetricKey, Any]) -> None:
     """Same rows; values equal up to float rounding (moments merge in another order)."""
-    assert got.keys() == expected.keys()
+    missing, extra = expected.keys() - got.keys(), got.keys() - expected.keys()
+    assert not missing and not extra, (sorted(missing)[:5], sorted(extra)[:5])  # short: fast
     for key, (value, n, decision) in expected.items():
         other, other_n, other_decision = got[key]
         assert (other_n, other_decision) == (n, decision), key
