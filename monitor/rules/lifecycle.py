@@ -1,0 +1,192 @@
+"""The life cycle of one alert, as in Prometheus Alertmanager, counted in closed windows.
+
+inactive -> pending (condition held for fewer than ``for`` windows) -> firing -> resolved
+(condition absent for ``resolve_after`` windows), then a new episode may start. `step` is a
+pure function of the stored `AlertState` and one `Observation`; it returns the new state and
+the `Transition` values that each deserve one notification: ``firing``, ``escalated`` and
+``resolved``. Choices the issue leaves open:
+
+- An insufficient window is transparent: it neither counts towards ``for`` or
+  ``resolve_after`` nor breaks the run it falls in (it only moves ``last_window``).
+- A pending alert whose condition stops holding goes back to inactive (Prometheus drops it);
+  hysteresis (``clear``) holds only a firing alert, so ``for`` counts windows beyond a threshold.
+- Severity follows the value while firing, down as well as up, silently; ``escalated`` is
+  sent only when it exceeds the highest severity of the episode (``peak``), so a value
+  hovering on the critical line cannot send a storm of escalations.
+- ``started_at`` is the start of the first window of the run that fired; ``resolved_at`` the
+  end of the window that completed ``resolve_after``. Both are event time (window bounds).
+- A window ending at or before ``last_window`` was applied already (a replay after a crash,
+  or a window re-evaluated for late labels): it changes nothing.
+
+Repeats are wall clock and belong to the notifier: it stamps ``notified_at`` (`notified`)
+when it queues a notification, and `due_repeats` lists the firing alerts due again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from monitor.rules.matching import (
+    SEVERITIES,
+    AlertKey,
+    Observation,
+    Severity,
+    lowest_severity,
+)
+
+Phase = Literal["inactive", "pending", "firing", "resolved"]
+Kind = Literal["firing", "escalated", "resolved"]
+_TIMES = ("started_at", "resolved_at", "last_window", "notified_at")
+
+
+@dataclass(frozen=True, slots=True)
+class AlertState:
+    """Everything a store keeps of one alert; plain values (`to_dict` / `from_dict`)."""
+
+    rule: str
+    model: str
+    version: str
+    segment: str | None
+    feature: str | None
+    metric: str
+    state: Phase = "inactive"
+    severity: Severity | None = None  # current severity while pending or firing
+    peak: Severity | None = None  # highest severity notified in this episode
+    value: float | None = None  # last sufficient value, as compared with thresholds
+    threshold: float | None = None  # the threshold of ``severity`` (or the last one)
+    started_at: datetime | None = None
+    resolved_at: datetime | None = None
+    held: int = 0  # consecutive sufficient windows the condition held (towards ``for``)
+    cleared: int = 0  # consecutive sufficient windows it did not, while firing
+    last_window: datetime | None = None  # end of the last window applied
+    notified_at: datetime | None = None  # wall clock, stamped by the notifier
+
+    @property
+    def key(self) -> AlertKey:
+        return AlertKey(self.rule, self.model, self.version, self.segment, self.feature)
+
+    @classmethod
+    def new(cls, observation: Observation) -> AlertState:
+        """The inactive state of the alert ``observation`` belongs to."""
+        return cls(*observation.key, metric=observation.metric)
+
+    def notified(self, now: datetime) -> AlertState:
+        """This state with the notifier's wall-clock stamp (the repeat clock restarts)."""
+        return replace(self, notified_at=now)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: datetimes as ISO 8601 strings."""
+        data = asdict(self)
+        for name in _TIMES:
+            if data[name] is not None:
+                data[name] = data[name].isoformat()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AlertState:
+        """The inverse of `to_dict`."""
+        values = dict(data)
+        for name in _TIMES:
+            if values.get(name) is not None:
+                values[name] = datetime.fromisoformat(values[name])
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One notification's worth: what happened to which alert, in which window.
+
+    ``value`` and ``threshold`` are the window's (for ``resolved``: the last value and the
+    threshold of the alert's last severity); ``severity`` of a ``resolved`` is the episode's
+    peak; ``previous`` is the peak before an escalation.
+    """
+
+    kind: Kind
+    observation: Observation
+    severity: Severity
+    value: float | None
+    threshold: float | None
+    started_at: datetime
+    resolved_at: datetime | None = None
+    previous: Severity | None = None
+
+    @property
+    def key(self) -> AlertKey:
+        return self.observation.key
+
+
+def _rank(severity: Severity | None) -> int:
+    return -1 if severity is None else SEVERITIES.index(severity)
+
+
+def step(state: AlertState | None, observation: Observation) -> tuple[AlertState, list[Transition]]:
+    """Apply one closed window to one alert (None: never seen before)."""
+    state = AlertState.new(observation) if state is None else state
+    end = observation.window_end
+    if state.last_window is not None and end <= state.last_window:
+        return state, []
+    state = replace(state, last_window=end)
+    if observation.insufficient:
+        return state, []
+    if state.state == "firing":
+        return _while_firing(state, observation)
+    return _while_quiet(state, observation)
+
+
+def _while_quiet(state: AlertState, obs: Observation) -> tuple[AlertState, list[Transition]]:
+    """Inactive, pending or resolved: count windows towards ``for``."""
+    level = obs.level(firing=False)
+    if level is None:
+        if state.state == "pending":
+            state = replace(state, state="inactive", severity=None, started_at=None, held=0)
+        return replace(state, value=obs.value), []
+    pending = state.state == "pending" and state.started_at is not None
+    held = state.held + 1 if pending else 1
+    started = state.started_at if pending and state.started_at else obs.window_start
+    state = replace(state, severity=level, value=obs.value, threshold=obs.threshold(level),
+                    started_at=started, resolved_at=None, held=held, cleared=0)  # fmt: skip
+    if held < obs.rule.for_:
+        return replace(state, state="pending"), []
+    state = replace(state, state="firing", peak=level, notified_at=None)
+    return state, [Transition("firing", obs, level, obs.value, state.threshold, started)]
+
+
+def _while_firing(state: AlertState, obs: Observation) -> tuple[AlertState, list[Transition]]:
+    """Firing: follow the severity, escalate above the peak, resolve after enough clear."""
+    started = state.started_at or obs.window_start  # always set by the firing transition
+    level = obs.level(firing=True)
+    if level is None:
+        cleared = state.cleared + 1
+        state = replace(state, value=obs.value, cleared=cleared)
+        if cleared < obs.rule.resolve_after:
+            return state, []
+        peak = state.peak or state.severity or lowest_severity(obs.rule)
+        resolved = Transition("resolved", obs, peak, obs.value, state.threshold, started,
+                              resolved_at=obs.window_end)  # fmt: skip
+        state = replace(state, state="resolved", resolved_at=obs.window_end, peak=None,
+                        held=0, cleared=0)  # fmt: skip
+        return state, [resolved]
+    threshold = obs.threshold(level)
+    state = replace(state, severity=level, value=obs.value, threshold=threshold, cleared=0)
+    if _rank(level) <= _rank(state.peak):
+        return state, []
+    escalated = Transition("escalated", obs, level, obs.value, threshold, started,
+                           previous=state.peak)  # fmt: skip
+    return replace(state, peak=level), [escalated]
+
+
+def due_repeats(
+    states: Iterable[AlertState], now: datetime, repeat_interval: timedelta
+) -> list[AlertState]:
+    """Firing alerts last notified at least ``repeat_interval`` ago (wall clock).
+
+    An alert without ``notified_at`` still has its firing notification queued: not due.
+    """
+    return [
+        s
+        for s in states
+        if s.state == "firing" and s.notified_at and now - s.notified_at >= repeat_interval
+    ]
