@@ -14,6 +14,7 @@ from typing import Any, Self
 from monitor.windows.columns import CategoricalColumn
 from monitor.windows.hashing import stable_hash
 from monitor.windows.numeric import STATE_VERSION, check_kind, check_size
+from monitor.windows.snapshot import StateRoundTrip
 
 OTHER = "__other__"  # reserved category: everything beyond max_categories
 
@@ -25,7 +26,7 @@ def _rank(category: str) -> tuple[int, str]:
     return _rank_hash(category), category
 
 
-class CategoricalAccumulator:
+class CategoricalAccumulator(StateRoundTrip):
     """Count, quality, unseen count and capped per-category counts of one categorical feature.
 
     Categories in ``known`` (the reference's) are always counted exactly. Of the others, the
@@ -140,16 +141,6 @@ class CategoricalAccumulator:
         acc._unseen, acc._other = int(state["unseen"]), int(state["other"])
         acc._counts = {str(value): int(c) for value, c in state["counts"].items()}
         return acc
-
-    def copy(self) -> Self:
-        return self.from_state(self.to_state())
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CategoricalAccumulator):
-            return NotImplemented
-        return self.to_state() == other.to_state()
-
-    __hash__ = None  # type: ignore[assignment]  # mutable
 
     def __repr__(self) -> str:
         return (

@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from monitor.windows.numeric import STATE_VERSION, check_kind
+from monitor.windows.snapshot import StateRoundTrip
 
 DELAY_BINS: Final = 400
 MIN_DELAY: Final = 1.0  # seconds
@@ -32,7 +33,7 @@ _EDGES: Final = np.geomspace(MIN_DELAY, MAX_DELAY, DELAY_BINS + 1)
 RELATIVE_ERROR: Final = math.sqrt(float(_EDGES[1] / _EDGES[0])) - 1.0  # ≈ 0.0200
 
 
-class LabelDelayAccumulator:
+class LabelDelayAccumulator(StateRoundTrip):
     """Counts of label delays (seconds) over fixed log-spaced bins; exact min, max and count.
 
     A negative delay (a label stamped before its prediction: clock skew between the serving
@@ -138,25 +139,6 @@ class LabelDelayAccumulator:
         if index.size:
             acc._min, acc._max = float(state["min"]), float(state["max"])
         return acc
-
-    def to_json(self) -> dict[str, Any]:
-        """Same as ``to_state()``, the name ``windows.state`` calls on every accumulator."""
-        return self.to_state()
-
-    @classmethod
-    def from_json(cls, state: Mapping[str, Any]) -> Self:
-        """Same as ``from_state()``."""
-        return cls.from_state(state)
-
-    def copy(self) -> Self:
-        return self.from_state(self.to_state())
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, LabelDelayAccumulator):
-            return NotImplemented
-        return self.to_state() == other.to_state()
-
-    __hash__ = None  # type: ignore[assignment]  # mutable
 
     @property
     def histogram(self) -> NDArray[np.int64]:

@@ -14,13 +14,14 @@ from numpy.typing import ArrayLike, NDArray
 
 from monitor.windows.columns import NumericColumn
 from monitor.windows.sample import bottom_k, bottom_k_update, decode_array, encode_array
+from monitor.windows.snapshot import StateRoundTrip
 
 STATE_VERSION = 1
 
 _T = TypeVar("_T", bound=np.generic)
 
 
-class NumericAccumulator:
+class NumericAccumulator(StateRoundTrip):
     """Count, quality, moments, range, histogram and bottom-k sample of one numeric feature."""
 
     def __init__(self, edges: ArrayLike | None = None, sample_size: int = 2000) -> None:
@@ -214,17 +215,6 @@ class NumericAccumulator:
         if len(acc._keys) != len(acc._sample) or len(acc._keys) > acc.sample_size:
             raise ValueError("sample keys and values do not match the sample size")
         return acc
-
-    def copy(self) -> Self:
-        return self.from_state(self.to_state())
-
-    def __eq__(self, other: object) -> bool:
-        """Exactly equal state (use a tolerance on the moments to compare merge orders)."""
-        if not isinstance(other, NumericAccumulator):
-            return NotImplemented
-        return self.to_state() == other.to_state()
-
-    __hash__ = None  # type: ignore[assignment]  # mutable
 
     def __repr__(self) -> str:
         return (

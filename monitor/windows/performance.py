@@ -54,13 +54,14 @@ from monitor.windows.scoring import (
     probabilities,
     score_matrix,
 )
+from monitor.windows.snapshot import StateRoundTrip
 
 __all__ = ["EPS", "SCORE_BINS", "ClassificationPerformance", "RegressionPerformance"]
 
 SCORE_BINS: Final = 1000
 
 
-class ClassificationPerformance:
+class ClassificationPerformance(StateRoundTrip):
     """Confusion counts, log-loss sum and per-class score histograms of labelled predictions.
 
     Binary models (``multiclass=False``) send ``score`` = P(``positive``); every other label
@@ -287,27 +288,8 @@ class ClassificationPerformance:
         }
         return acc
 
-    def to_json(self) -> dict[str, Any]:
-        """Same as ``to_state()``, the name ``windows.state`` calls on every accumulator."""
-        return self.to_state()
-
-    @classmethod
-    def from_json(cls, state: Mapping[str, Any]) -> Self:
-        """Same as ``from_state()``."""
-        return cls.from_state(state)
-
-    def copy(self) -> Self:
-        return self.from_state(self.to_state())
-
     def _empty(self) -> Self:
         return type(self)(self.positive, self.multiclass, self.score_bins)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ClassificationPerformance):
-            return NotImplemented
-        return self.to_state() == other.to_state()
-
-    __hash__ = None  # type: ignore[assignment]  # mutable
 
     def __repr__(self) -> str:
         return (

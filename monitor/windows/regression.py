@@ -23,11 +23,12 @@ from monitor.windows.numeric import (
     encode_float,
 )
 from monitor.windows.scoring import EPS, Raw
+from monitor.windows.snapshot import StateRoundTrip
 
 _SUMS = ("abs_error", "squared_error", "abs_pct_error")
 
 
-class RegressionPerformance:
+class RegressionPerformance(StateRoundTrip):
     """Counts, error sums and label moments of a window's labelled regression predictions.
 
     MAPE averages |error| / max(|y|, eps) over the rows whose truth is nonzero, as sklearn's
@@ -147,25 +148,6 @@ class RegressionPerformance:
         acc._shift, acc._mean = decode_float(state["shift"]), decode_float(state["mean"])
         acc._m2 = decode_float(state["m2"])
         return acc
-
-    def to_json(self) -> dict[str, Any]:
-        """Same as ``to_state()``, the name ``windows.state`` calls on every accumulator."""
-        return self.to_state()
-
-    @classmethod
-    def from_json(cls, state: Mapping[str, Any]) -> Self:
-        """Same as ``from_state()``."""
-        return cls.from_state(state)
-
-    def copy(self) -> Self:
-        return self.from_state(self.to_state())
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, RegressionPerformance):
-            return NotImplemented
-        return self.to_state() == other.to_state()
-
-    __hash__ = None  # type: ignore[assignment]  # mutable
 
     def __repr__(self) -> str:
         return (
