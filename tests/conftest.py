@@ -17,10 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from monitor.demo.broker import EmbeddedBroker, create_topics
+from tests.support import DATABASE_ENV, KAFKA_ENV
 from tests.support.kafka import TopicFactory, TopicNames
-
-KAFKA_ENV = "MONITOR_TEST_KAFKA"
-DATABASE_ENV = "MONITOR_TEST_DATABASE_URL"
 
 
 @pytest.fixture(scope="session")

@@ -23,12 +23,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from tests.support import DATABASE_ENV
 from tests.support.daemon import deployment, kill
 from tests.support.kafka import TopicFactory, TopicNames, produce
 from tests.support.proxy import TcpProxy
 from tests.support.streams import Stream, prediction_stream
-
-DATABASE_ENV = "MONITOR_TEST_DATABASE_URL"
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get(DATABASE_ENV), reason=f"{DATABASE_ENV} not set (PostgreSQL only)"
