@@ -12,20 +12,28 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
+from monitor.actions.notify import Notifier
+from monitor.actions.outbox import OutboxRelay, RelayThread
+from monitor.actions.webhook import WebhookSender
+from monitor.alerting import AlertEvaluator
+from monitor.api.http import HttpServer, build_app
 from monitor.checkpoint import Checkpointer, Ledger
 from monitor.closing import WindowCloser
 from monitor.errors import FencedError, IngestError, StoreError
-from monitor.ingest.consumer import TP, KafkaSource
+from monitor.health import LoopHealth
+from monitor.ingest.consumer import TP, KafkaSource, consumer_options
 from monitor.ingest.deadletter import DeadLetterTopic
 from monitor.ingest.events import Kind, RawRecord
 from monitor.ingest.replay import REPLAY_GROUP, read_lines, replay_topic
 from monitor.joining import Joiner
+from monitor.metrics import LoopMetrics, StoredFigures
 from monitor.pipeline import Pipeline
 from monitor.reference.service import ReferenceCache, ensure_configured_references
 from monitor.reference.warmup import Warmup
@@ -48,11 +56,7 @@ def utc_now() -> datetime:
 
 def open_database(settings: Settings, *, upgrade: bool = False) -> Engine:
     """The engine, with the schema checked (or upgraded when asked)."""
-    engine = db.create_db_engine(settings.database.url.get_secret_value())
-    if upgrade:
-        db.upgrade(engine)
-    db.require_current_schema(engine)
-    return engine
+    return db.open_checked(settings.database.url.get_secret_value(), migrate=upgrade)
 
 
 @dataclass(slots=True)
@@ -69,6 +73,28 @@ class _Retry:
         return delay
 
 
+@dataclass(slots=True)
+class Services:
+    """What runs beside the loop: the outbox relay, the HTTP server, probes and metrics."""
+
+    relay: RelayThread | None = None
+    http: HttpServer | None = None
+    health: LoopHealth = field(default_factory=lambda: LoopHealth(300.0))
+    metrics: LoopMetrics | None = None
+
+    def start(self) -> None:
+        if self.relay is not None:
+            self.relay.start()
+        if self.http is not None:
+            self.http.start()
+
+    def stop(self) -> None:
+        if self.http is not None:
+            self.http.stop()
+        if self.relay is not None:
+            self.relay.stop()
+
+
 class RunLoop:
     """The consuming daemon: one consumer-group member and its checkpoints."""
 
@@ -79,9 +105,11 @@ class RunLoop:
         pipeline: Pipeline,
         checkpointer: Checkpointer,
         closer: WindowCloser,
+        services: Services | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._source = source
+        self._services = services or Services()
         self._pipeline = pipeline
         self._checkpointer = checkpointer
         self._closer = closer
@@ -107,16 +135,22 @@ class RunLoop:
         ``flush`` closes and evaluates the windows still open before returning (backfills).
         """
         last_checkpoint = self._last_activity = self._monotonic()
+        self._services.start()
+        health, metrics = self._services.health, self._services.metrics
         try:
             while not self.stop.is_set():
                 batches = self._source.poll(POLL_TIMEOUT_MS, POLL_MAX_RECORDS)
+                health.polled(len(self._ledger.stored))
                 self._follow_rebalances(batches)
                 fresh = 0
+                began = self._monotonic()
                 for (topic, partition), records in batches.items():
                     fresh += self._pipeline.ingest(
                         self._kinds[topic], topic, partition, records, self._ledger
                     )
                 now = self._monotonic()
+                if fresh and metrics is not None:
+                    metrics.batch_seconds.observe(now - began)
                 if fresh:
                     self.consumed += fresh
                     self._last_activity = self.last_record_at = now
@@ -138,6 +172,7 @@ class RunLoop:
             self._final_checkpoint(flush)
             log.info("leaving the consumer group")
             self._source.close()
+            self._services.stop()
 
     def _idle(self, quiet_for: float, limit: float) -> bool:
         settled = not self._unloaded and not self._pipeline.pending and not self._ledger.moves()
@@ -165,7 +200,19 @@ class RunLoop:
             self._last_activity = self._monotonic()  # paused is not idle: records may wait
         self._source.commit(stored)
         self._after_checkpoint()
+        if self._services.metrics is not None:
+            self._services.metrics.checkpointed()
+            self._services.metrics.set_lags(self._lags())
         return True
+
+    def _lags(self) -> dict[TP, int]:
+        """Per owned partition: the high watermark minus the next offset consumed."""
+        consumed = {tp: p.offset for tp, p in self._ledger.position.items()}
+        return {
+            tp: max(0, mark - consumed[tp])
+            for tp, mark in self._source.highwaters().items()
+            if tp in consumed
+        }
 
     def _after_checkpoint(self) -> None:
         """Forget windows this process's partitions have passed; close what is due anywhere."""
@@ -175,9 +222,12 @@ class RunLoop:
             if max_ms is not None:
                 windows.evict_complete(tp, max_ms, self._pipeline.lateness_ms)
         try:
-            self._closer.close_ready()
+            closed = self._closer.close_ready()
         except StoreError as exc:
             log.warning("closing windows failed, will retry: %s", exc)
+            return
+        if closed and self._services.relay is not None:
+            self._services.relay.wake()
 
     def _reset_to_stored(self) -> None:
         """Drop everything not stored and go back to the stored state of every partition."""
@@ -282,15 +332,50 @@ def build_run_loop(settings: Settings, engine: Engine) -> RunLoop:
     group = settings.kafka.group_id
     references = ReferenceCache(engine)
     warmup = Warmup(settings, references)
-    joiner = Joiner(settings, group, settings.kafka.predictions_topic)
+    alerts = AlertEvaluator(settings)
+    joiner = Joiner(settings, group, settings.kafka.predictions_topic, alerts)
     checkpointer = Checkpointer(engine, group, utc_now, sink, warmup, joiner)
+    relay = build_relay(settings, engine, alerts)
     source = KafkaSource(settings)
     topic = settings.kafka.predictions_topic
     closer = WindowCloser(
-        settings, engine, (group, topic), references, utc_now, lambda: source.partitions(topic)
-    )
+        settings, engine, (group, topic), references, utc_now,
+        lambda: source.partitions(topic), alerts,
+    )  # fmt: skip
     pipeline = build_pipeline(settings, references, warmup)
-    return RunLoop(settings, source, pipeline, checkpointer, closer)
+    return RunLoop(
+        settings, source, pipeline, checkpointer, closer, build_services(settings, engine, relay)
+    )
+
+
+def build_services(settings: Settings, engine: Engine, relay: RelayThread) -> Services:
+    """The relay, and (unless ``http.enabled`` is off) probes, metrics and the HTTP server."""
+    poll_interval_ms = consumer_options(settings).get("max_poll_interval_ms", 300_000)
+    health = LoopHealth(float(poll_interval_ms) / 1000)
+    services = Services(relay=relay, health=health)
+    if not settings.http.enabled:
+        return services
+    registry = CollectorRegistry()
+    services.metrics = LoopMetrics(registry, time.monotonic)
+    registry.register(StoredFigures(settings, engine))
+    app = build_app(settings, engine, health, registry)
+    services.http = HttpServer(app, settings.http.host, settings.http.port)
+    return services
+
+
+def build_relay(settings: Settings, engine: Engine, alerts: AlertEvaluator) -> RelayThread:
+    """The outbox relay's thread: queue due repeats, then deliver what is due."""
+    relay = OutboxRelay(settings, engine, utc_now, Notifier(settings.channels), WebhookSender())
+
+    def repeats() -> None:
+        now = utc_now()
+        with db.transaction(engine) as conn:
+            due = alerts.repeats_due(conn, now)
+        if due:
+            with db.transaction(engine, write=True) as conn:
+                alerts.queue_repeats(conn, now)
+
+    return RelayThread([repeats, relay.deliver_due], on_stop=relay.close)
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,20 +401,26 @@ def replay(
     ensure_configured_references(settings, engine, utc_now())
     references = ReferenceCache(engine)
     warmup = Warmup(settings, references)
-    joiner = Joiner(settings, REPLAY_GROUP, None)
+    alerts = AlertEvaluator(settings)
+    joiner = Joiner(settings, REPLAY_GROUP, None, alerts)
     checkpointer = Checkpointer(engine, REPLAY_GROUP, utc_now, warmup=warmup, joiner=joiner)
     pipeline = build_pipeline(settings, references, warmup)
-    closer = WindowCloser(settings, engine, (REPLAY_GROUP, topic), references, utc_now, lambda: {0})
+    closer = WindowCloser(
+        settings, engine, (REPLAY_GROUP, topic), references, utc_now, lambda: {0}, alerts
+    )
     ledger = Ledger()
     stored = checkpointer.load([topic]).get((topic, 0))
     ledger.start((topic, 0), stored)
     checkpointer.load_windows([(topic, 0)], pipeline.windows)
     first_line = 1 if stored is None else stored.offset
     records = 0
+    relay = build_relay(settings, engine, alerts)  # delivers as windows close, in this thread
     for batch in read_lines(path, first_line, batch_size):
         records += pipeline.ingest(kind, topic, 0, batch, ledger)
         checkpointer.commit(pipeline.take_pending(), ledger, pipeline.windows)
-        closer.close_ready()
-    if flush:
-        closer.close_ready(flush=True)
+        if closer.close_ready():
+            relay.run_once()
+    if flush and closer.close_ready(flush=True):
+        relay.run_once()
+    relay.stop()  # never started: closes its clients
     return ReplayResult(records, first_line, closer.closed)

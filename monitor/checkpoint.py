@@ -177,6 +177,7 @@ class Checkpointer:
                 stored_windows.save_detectors(conn, self._group_id, sorted(snapshots), now)
         for tp, (_, new) in moves.items():
             ledger.stored[tp] = new
+        _log_rejections(pending.rejected)
         if self._warmup is not None:
             self._warmup.publish(built)
         if windows is not None:
@@ -184,6 +185,19 @@ class Checkpointer:
             windows.saved(key for key, _ in unsaved)
             windows.drop(key for key, _ in closed)
         return {tp: new.offset for tp, (_, new) in moves.items()}
+
+
+LOGGED_REJECTIONS = 10  # per checkpoint; the dead letters keep every one
+
+
+def _log_rejections(rejected: list[Rejected]) -> None:
+    """One warning per stored dead letter (the first few), with where it came from."""
+    for r in rejected[:LOGGED_REJECTIONS]:
+        where = {"model": r.model, "topic": r.topic, "partition": r.partition, "offset": r.offset}
+        log.warning("event rejected: %s", r.reason, extra=where)
+    if len(rejected) > LOGGED_REJECTIONS:
+        more = len(rejected) - LOGGED_REJECTIONS
+        log.warning("%d more events rejected in this checkpoint (see the dead letters)", more)
 
 
 def _ms(moment: datetime) -> int:

@@ -10,83 +10,35 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn, TypeVar
+from typing import Any, Literal
 
 import click
 import orjson
-from rich.console import Console
 from rich.table import Table
 
-from monitor import app
-from monitor.errors import ConfigError, MonitorError, SchemaOutdatedError, StoreError
+from monitor.cli_alerts import alerts_group, outbox_command, rules_command
+from monitor.cli_support import (
+    EXIT_RUNTIME,
+    EXIT_USAGE,
+    check_channels,
+    config_option,
+    fail,
+    json_option,
+    open_database,
+    print_json,
+    settings_from,
+    wide_console,
+)
+from monitor.errors import MonitorError, StoreError
+from monitor.logs import register_secrets, secrets_of, setup_logging
 from monitor.reference.service import ActiveReference, build_and_store, load_active
-from monitor.settings import Settings, load_settings, mask_url, parse_duration
+from monitor.settings import mask_url, parse_duration, parse_moment
 from monitor.status import metric_rows, status_report
 from monitor.store import db
-
-F = TypeVar("F", bound=Callable[..., Any])
-EXIT_RUNTIME = 1
-EXIT_USAGE = 2
-DEFAULT_CONFIG = "monitor.yaml"
-
-
-def config_option(func: F) -> F:
-    return click.option(
-        "--config",
-        "-c",
-        "config_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        envvar="MONITOR_CONFIG",
-        default=DEFAULT_CONFIG,
-        show_default="$MONITOR_CONFIG or ./monitor.yaml",
-        help="YAML configuration file.",
-    )(func)
-
-
-def json_option(func: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(func)
-
-
-def fail(message: str, code: int) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
-def settings_from(path: Path) -> Settings:
-    """Load the config or stop with every problem listed and exit code 2."""
-    try:
-        return load_settings(path)
-    except ConfigError as exc:
-        click.echo(f"{path}: invalid configuration", err=True)
-        for problem in exc.errors:
-            click.echo(f"  {problem}", err=True)
-        sys.exit(EXIT_USAGE)
-
-
-def wide_console() -> Console:
-    """A console for tables: the terminal's width, or a wide page when output is piped."""
-    console = Console()
-    return console if console.is_terminal else Console(width=200)
-
-
-def print_json(document: Any) -> None:
-    click.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
-
-
-def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    quiet = max(logging.WARNING, logging.getLogger().level)
-    for noisy in ("kafka", "alembic"):
-        logging.getLogger(noisy).setLevel(quiet)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -95,11 +47,17 @@ def main() -> None:
     """Streaming production monitoring for machine-learning models."""
 
 
+main.add_command(alerts_group)
+main.add_command(outbox_command)
+main.add_command(rules_command)
+
+
 @main.command("check-config")
 @config_option
 def check_config(config_path: Path) -> None:
     """Validate the configuration and summarise it (exit 2 when invalid)."""
     settings = settings_from(config_path)
+    check_channels(config_path, settings)
     click.echo(f"{config_path}: ok")
     for line in settings.summary():
         click.echo(f"  {line}")
@@ -134,16 +92,36 @@ def db_upgrade(config_path: Path) -> None:
 )
 @click.option("--flush", is_flag=True, help="Close and evaluate the open windows on exit.")
 @click.option("--upgrade-db", is_flag=True, help="Migrate the database schema first.")
-@click.option("--log-level", default=None, help="debug, info, warning or error.")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    default=None,
+    help="Overrides logging.level.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["auto", "console", "json"], case_sensitive=False),
+    default=None,
+    help="Overrides logging.format (auto: console on a terminal, JSON lines otherwise).",
+)
 def run(
-    config_path: Path, idle: str | None, flush: bool, upgrade_db: bool, log_level: str | None
+    config_path: Path,
+    idle: str | None,
+    flush: bool,
+    upgrade_db: bool,
+    log_level: str | None,
+    log_format: Literal["auto", "console", "json"] | None,
 ) -> None:
     """Consume predictions and labels from Kafka until stopped (SIGTERM or Ctrl-C)."""
     settings = settings_from(config_path)
+    check_channels(config_path, settings)
     idle_s = _duration_seconds(idle, "--exit-when-idle")
-    setup_logging(log_level or settings.logging.level)
-    engine = _open_database(settings, upgrade_db)
+    register_secrets(secrets_of(settings))
+    setup_logging(log_level or settings.logging.level, log_format or settings.logging.format)
+    engine = open_database(settings, upgrade_db)
     try:
+        from monitor import app  # the whole daemon: imported by the commands that run it
+
         loop = app.build_run_loop(settings, engine)
     except MonitorError as exc:
         fail(str(exc), EXIT_RUNTIME)
@@ -167,15 +145,6 @@ def _duration_seconds(value: str | None, option: str) -> float | None:
         return parse_duration(value).total_seconds()
     except ValueError as exc:
         fail(f"{option}: {exc}", EXIT_USAGE)
-
-
-def _open_database(settings: Settings, upgrade: bool) -> Any:
-    try:
-        return app.open_database(settings, upgrade=upgrade)
-    except SchemaOutdatedError as exc:
-        fail(str(exc), EXIT_USAGE)
-    except StoreError as exc:
-        fail(str(exc), EXIT_RUNTIME)
 
 
 def _stop_on_signals(stop: Callable[[], None]) -> None:
@@ -207,9 +176,12 @@ def _stop_on_signals(stop: Callable[[], None]) -> None:
 def replay(config_path: Path, file: Path, kind: str, flush: bool) -> None:
     """Feed a JSON Lines file through the pipeline; a second replay resumes, never recounts."""
     settings = settings_from(config_path)
-    setup_logging(settings.logging.level)
-    engine = _open_database(settings, False)
+    register_secrets(secrets_of(settings))
+    setup_logging(settings.logging.level, settings.logging.format)
+    engine = open_database(settings, False)
     try:
+        from monitor import app
+
         result = app.replay(
             settings, engine, file, "labels" if kind == "labels" else "predictions", flush=flush
         )
@@ -240,9 +212,10 @@ def reference_group() -> None:
 def reference_build(config_path: Path, model: str, data: Path, version: str | None) -> None:
     """Profile a training or validation file and store it as the active reference."""
     settings = settings_from(config_path)
-    engine = _open_database(settings, False)
+    engine = open_database(settings, False)
     try:
-        revision, profile = build_and_store(settings, engine, model, data, version, app.utc_now())
+        now = datetime.now(UTC)
+        revision, profile = build_and_store(settings, engine, model, data, version, now)
     except MonitorError as exc:
         fail(str(exc), EXIT_RUNTIME)
     scope = f"{model} version {version}" if version else f"{model} (every version)"
@@ -260,7 +233,7 @@ def reference_build(config_path: Path, model: str, data: Path, version: str | No
 def reference_show(config_path: Path, as_json: bool, model: str, version: str | None) -> None:
     """Show the active reference profile of a model (version)."""
     settings = settings_from(config_path)
-    engine = _open_database(settings, False)
+    engine = open_database(settings, False)
     try:
         active = load_active(engine, model, version)
     except MonitorError as exc:
@@ -328,7 +301,7 @@ def metrics(
     """The time series of a model's closed-window metrics."""
     settings = settings_from(config_path)
     since_at = _since(since)
-    engine = _open_database(settings, False)
+    engine = open_database(settings, False)
     try:
         rows = metric_rows(engine, model, feature, metric, segment, since_at)
     except MonitorError as exc:
@@ -358,14 +331,9 @@ def _since(value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
-        return app.utc_now() - parse_duration(value)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        fail(f"--since: '{value}' is neither ISO 8601 nor a duration", EXIT_USAGE)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return parse_moment(value, datetime.now(UTC))
+    except ValueError as exc:
+        fail(f"--since: {exc}", EXIT_USAGE)
 
 
 @main.command("status")
@@ -374,7 +342,7 @@ def _since(value: str | None) -> datetime | None:
 def status(config_path: Path, as_json: bool) -> None:
     """Per model and version: events, labels, rejects, last event; lag per partition."""
     settings = settings_from(config_path)
-    engine = _open_database(settings, False)
+    engine = open_database(settings, False)
     try:
         report = status_report(settings, engine)
     except MonitorError as exc:

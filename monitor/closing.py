@@ -19,6 +19,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
+from monitor.alerting import AlertEvaluator
 from monitor.joining import labelled_rows
 from monitor.reference.service import ReferenceCache
 from monitor.settings import Settings
@@ -44,6 +45,7 @@ class WindowCloser:
         references: ReferenceCache,
         clock: Callable[[], datetime],
         partitions: Callable[[], set[int]],
+        alerts: AlertEvaluator | None = None,
     ) -> None:
         self._settings = settings
         self._engine = engine
@@ -51,6 +53,7 @@ class WindowCloser:
         self._references = references
         self._clock = clock
         self._partitions = partitions  # every partition of the topic, stored or not yet
+        self._alerts = alerts
         self._started = clock()
         self.closed = 0
 
@@ -136,6 +139,8 @@ class WindowCloser:
             rows += labelled_rows(conn, window, end, per_slice, self._settings)
             stored.save_metrics(conn, rows, now)
             stored.delete_partials(conn, window)
+            if self._alerts is not None:
+                self._alerts.on_window(conn, window, end, rows, now)
         log.info(
             "window closed: %s %s %s (%d events, %d metrics)",
             model,

@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from monitor.alerting import AlertEvaluator
 from monitor.ingest.events import LabelEvent, PredictionEvent
 from monitor.settings import ModelConfig, Settings
 from monitor.stats.detectors import ScoreChangeDetector
@@ -89,9 +90,19 @@ def _finite(value: Any) -> float | None:
 class Joiner:
     """Joins one checkpoint's labels and predictions and keeps the performance shares."""
 
-    def __init__(self, settings: Settings, group_id: str, predictions_topic: str | None) -> None:
-        """``predictions_topic`` None: replayed files, each a stretch of history."""
+    def __init__(
+        self,
+        settings: Settings,
+        group_id: str,
+        predictions_topic: str | None,
+        alerts: AlertEvaluator | None = None,
+    ) -> None:
+        """``predictions_topic`` None: replayed files, each a stretch of history.
+
+        ``alerts`` re-runs the performance rules of a closed window whose metrics changed.
+        """
         self._settings = settings
+        self._alerts = alerts
         self._group_id = group_id
         self._predictions_topic = predictions_topic
 
@@ -289,6 +300,10 @@ class Joiner:
             per_slice[""] = counters["events"] + counters["late_events"]
             metrics = labelled_rows(conn, window, ends[window], per_slice, self._settings)
             stored_windows.save_metrics(conn, metrics, now)
+            if self._alerts is not None and metrics:
+                stored_rows = stored_windows.window_metrics(conn, window)
+                changed = {m.metric for m in metrics}
+                self._alerts.on_window(conn, window, ends[window], stored_rows, now, changed)
 
     def _error(self, model: str, prediction: Any, label: Any) -> float | None:
         """The error-stream value of one join: 0/1 (classification) or |error| (regression)."""

@@ -19,7 +19,7 @@ import os
 import re
 import types
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -92,6 +92,22 @@ def parse_duration(value: str | int | float | timedelta) -> timedelta:
     except (ValueError, OverflowError):
         pass
     raise ValueError(f"'{value}' is not a duration")
+
+
+def parse_moment(value: str, now: datetime) -> datetime:
+    """A point in time: ISO 8601 (UTC when no zone is given) or a duration back from ``now``.
+
+    ``2h`` means two hours before ``now``; raises ValueError naming the value otherwise.
+    """
+    try:
+        return now - parse_duration(value)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"'{value}' is neither ISO 8601 nor a duration") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def format_duration(value: timedelta) -> str:
@@ -286,6 +302,8 @@ class HttpConfig(_Section):
     listen: Annotated[str, AfterValidator(_check_listen)] = "127.0.0.1:9108"
     token: Secret | None = None
     public_url: Annotated[str | None, AfterValidator(_http_url)] = None
+    metrics_max_features: Count = 50
+    metrics_segments: bool = False
 
     @property
     def host(self) -> str:
@@ -310,10 +328,18 @@ class LoggingConfig(_Section):
 
 
 class AlertingConfig(_Section):
-    """Wall-clock pacing of notifications."""
+    """Wall-clock pacing of notifications, and how the outbox retries a failed delivery.
+
+    Failed deliveries wait ``uniform(0, min(retry_cap, retry_base * 2**attempt))`` (full
+    jitter); a notification still undelivered after ``max_age`` is given up (a trigger has
+    its own ``max_age``).
+    """
 
     group_wait: NonNegativeDuration = timedelta(seconds=30)
     repeat_interval: PositiveDuration = timedelta(hours=4)
+    retry_base: PositiveDuration = timedelta(seconds=1)
+    retry_cap: PositiveDuration = timedelta(hours=1)
+    max_age: PositiveDuration = timedelta(days=1)
 
 
 # --- models -----------------------------------------------------------------------------------
@@ -623,10 +649,12 @@ def _reference_problems(data: Mapping[str, Any]) -> list[str]:
     for i, rule in enumerate(rules if isinstance(rules, list) else []):
         if not isinstance(rule, Mapping):
             continue
+        label = rule.get("name")
+        where = f"rules[{i}] ({label})" if isinstance(label, str) else f"rules[{i}]"
         notify, trigger = _listify(rule.get("notify") or []), rule.get("trigger")
         if isinstance(known["channels"], Mapping) and isinstance(notify, list):
             problems += [
-                f"rules[{i}].notify: unknown channel '{c}'"
+                f"{where}.notify: unknown channel '{c}'"
                 for c in notify
                 if isinstance(c, str) and c.strip() not in known["channels"]
             ]
@@ -636,7 +664,7 @@ def _reference_problems(data: Mapping[str, Any]) -> list[str]:
             and isinstance(trigger, str)
             and trigger.strip() not in triggers
         ):
-            problems.append(f"rules[{i}].trigger: unknown trigger '{trigger}'")
+            problems.append(f"{where}.trigger: unknown trigger '{trigger}'")
     return problems
 
 
@@ -730,10 +758,11 @@ def _hint(loc: tuple[str | int, ...]) -> str:
 def _describe(error: Any, data: Mapping[str, Any]) -> str:
     loc: tuple[str | int, ...] = tuple(error["loc"])
     path = format_path(loc) or "(top level)"
-    if len(loc) == 2 and loc[0] in ("models", "rules") and isinstance(loc[1], int):
+    if len(loc) >= 2 and loc[0] in ("models", "rules") and isinstance(loc[1], int):
         names = dict(_names(data.get(str(loc[0]))))
-        if loc[1] in names:
-            path += f" ({names[loc[1]]})"
+        if loc[1] in names:  # rules[0] (feature-drift).direction: name the item too
+            head = format_path(loc[:2])
+            path = f"{head} ({names[loc[1]]}){path[len(head) :]}"
     message = _message(error)
     if error["type"] == "extra_forbidden":
         message += _hint(loc)

@@ -176,3 +176,23 @@ def _top_drift(
     return iso(start), [
         {"feature": r.feature, "psi": r.value, "decision": r.decision} for r in rows[:limit]
     ]
+
+
+def windows_report(
+    engine: Engine, model: str, since: datetime | None = None
+) -> list[dict[str, Any]]:
+    """The closed windows of ``model``, as the API lists them."""
+    with transaction(engine) as conn:
+        rows = stored_windows.closed_windows(conn, model, since)
+    return [
+        {
+            "model": r.model,
+            "version": r.version,
+            "window_start": iso(r.window_start),
+            "window_end": iso(r.window_end),
+            "events": r.events,
+            "reference_revision": r.reference_revision,
+            "closed_at": iso(r.closed_at),
+        }
+        for r in rows
+    ]

@@ -13,11 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from monitor.demo.broker import EmbeddedBroker, create_topics
 from tests.support import DATABASE_ENV, KAFKA_ENV
+from tests.support.databases import postgres_schema
 from tests.support.kafka import TopicFactory, TopicNames
 
 
@@ -66,41 +65,25 @@ def _database_params() -> list[pytest.ParameterSet]:
 
 @pytest.fixture(params=_database_params())
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A SQLAlchemy URL to an empty database private to this test.
-
-    For PostgreSQL a throwaway schema stands in for a throwaway database: creating databases
-    needs more privileges and is slower, and ``search_path`` (set through libpq ``options``
-    in the URL) makes unqualified table names land in the schema without the code knowing.
-    """
+    """A SQLAlchemy URL to an empty database private to this test."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/monitor.db"
         return
+    with postgres_schema(os.environ[DATABASE_ENV]) as url:
+        yield url
 
-    base = make_url(os.environ[DATABASE_ENV])
-    schema = f"t_{uuid.uuid4().hex}"
-    admin = sa.create_engine(base, connect_args={"connect_timeout": 5})
-    try:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        # Configured but unreachable is a broken environment, never a reason to skip.
-        pytest.fail(
-            f"{DATABASE_ENV} is set but PostgreSQL is unreachable "
-            f"({base.render_as_string(hide_password=True)}): {exc}",
-            pytrace=False,
-        )
-    options = base.query.get("options")
-    existing = options if isinstance(options, str) else " ".join(options or ())
-    search_path = f"-csearch_path={schema}"
-    url = base.update_query_dict({"options": f"{existing} {search_path}".strip()})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        try:
-            with admin.begin() as conn:
-                # A connection the test leaked would block DROP forever; fail instead.
-                conn.execute(sa.text("SET LOCAL lock_timeout = '10s'"))
-                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        finally:
-            admin.dispose()
+
+@pytest.fixture
+def preferred_database_url(tmp_path: Path) -> Iterator[str]:
+    """PostgreSQL when configured, else SQLite: for tests that need one backend only.
+
+    Tests whose subject is not the store (races between members, delivery retries) run once,
+    on the production backend when there is one; the storage path itself is covered on both
+    by the ``database_url`` tests.
+    """
+    configured = os.environ.get(DATABASE_ENV)
+    if not configured:
+        yield f"sqlite:///{tmp_path}/monitor.db"
+        return
+    with postgres_schema(configured) as url:
+        yield url

@@ -1,1 +1,1 @@
-"""actions."""
+"""Actions: deliver notifications (apprise) and retraining triggers (signed webhooks)."""

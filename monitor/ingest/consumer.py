@@ -100,6 +100,15 @@ class KafkaSource:
         """Every partition of ``topic`` the cluster knows (empty until metadata arrives)."""
         return set(self._consumer.partitions_for_topic(topic) or ())
 
+    def highwaters(self) -> dict[TP, int]:
+        """Each assigned partition's high watermark as the last fetch saw it (no request)."""
+        found = {}
+        for tp in self._consumer.assignment():
+            mark = self._consumer.highwater(tp)
+            if mark is not None:
+                found[(tp.topic, tp.partition)] = int(mark)
+        return found
+
     def assignment(self) -> set[TP]:
         return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
 

@@ -7,7 +7,8 @@ the `Transition` values that each deserve one notification: ``firing``, ``escala
 ``resolved``. Choices the issue leaves open:
 
 - An insufficient window is transparent: it neither counts towards ``for`` or
-  ``resolve_after`` nor breaks the run it falls in (it only moves ``last_window``).
+  ``resolve_after`` nor breaks the run it falls in, and does not move ``last_window``, so
+  the window is applied once it becomes sufficient (labels that arrive after the close).
 - A pending alert whose condition stops holding goes back to inactive (Prometheus drops it);
   hysteresis (``clear``) holds only a firing alert, so ``for`` counts windows beyond a threshold.
 - Severity follows the value while firing, down as well as up, silently; ``escalated`` is
@@ -16,7 +17,8 @@ the `Transition` values that each deserve one notification: ``firing``, ``escala
 - ``started_at`` is the start of the first window of the run that fired; ``resolved_at`` the
   end of the window that completed ``resolve_after``. Both are event time (window bounds).
 - A window ending at or before ``last_window`` was applied already (a replay after a crash,
-  or a window re-evaluated for late labels): it changes nothing.
+  or a window re-evaluated for more late labels): it changes nothing. A performance alert
+  thus decides on a window when the window first has enough labels (``min_labels``).
 
 Repeats are wall clock and belong to the notifier: it stamps ``notified_at`` (`notified`)
 when it queues a notification, and `due_repeats` lists the firing alerts due again.
@@ -126,11 +128,9 @@ def step(state: AlertState | None, observation: Observation) -> tuple[AlertState
     """Apply one closed window to one alert (None: never seen before)."""
     state = AlertState.new(observation) if state is None else state
     end = observation.window_end
-    if state.last_window is not None and end <= state.last_window:
+    if observation.insufficient or (state.last_window is not None and end <= state.last_window):
         return state, []
     state = replace(state, last_window=end)
-    if observation.insufficient:
-        return state, []
     if state.state == "firing":
         return _while_firing(state, observation)
     return _while_quiet(state, observation)

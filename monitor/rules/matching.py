@@ -35,8 +35,7 @@ from fnmatch import fnmatchcase
 from typing import Literal, NamedTuple, Protocol
 
 from monitor.settings import Rule
-from monitor.stats.decision import DRIFT_METRICS
-from monitor.windows.evaluation import REFERENCE
+from monitor.stats.names import DRIFT_METRICS, REFERENCE
 
 Severity = Literal["warn", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("warn", "critical")  # lowest first

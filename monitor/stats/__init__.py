@@ -9,31 +9,8 @@ hands in counts, histograms and bounded samples; the rules layer reads the retur
 - `decision`: the default verdicts (effect AND support, BH across features) and
   `evaluate_window`, the one call a closed window needs;
 - `registry`: metric name → function, feature types and default threshold;
-- `detectors`: river ADWIN + Page-Hinkley on the score stream, snapshot/restore for checkpoints.
+- `detectors`: river ADWIN + Page-Hinkley on the score stream, snapshot/restore for checkpoints;
+- `names`: the metric names rows carry (light: no numpy or scipy).
+
+Nothing is re-exported here, so importing one module does not load them all.
 """
-
-from __future__ import annotations
-
-from monitor.stats.decision import (
-    CategoricalInputs,
-    FeatureDrift,
-    FeatureInputs,
-    NumericInputs,
-    Row,
-    benjamini_hochberg,
-    evaluate_drift,
-    evaluate_window,
-)
-from monitor.stats.detectors import ScoreChangeDetector
-
-__all__ = [
-    "CategoricalInputs",
-    "FeatureDrift",
-    "FeatureInputs",
-    "NumericInputs",
-    "Row",
-    "ScoreChangeDetector",
-    "benjamini_hochberg",
-    "evaluate_drift",
-    "evaluate_window",
-]

@@ -48,6 +48,7 @@ from numpy.typing import NDArray
 from scipy import stats as sps
 
 from monitor.stats import drift, quality
+from monitor.stats.names import DRIFT_METRICS
 
 EFFECT_PSI = 0.1  # PSI of a practically large shift (the industry's "moderate" line)
 EFFECT_JS = 0.1  # Jensen-Shannon distance, base 2, of a practically large shift
@@ -59,7 +60,6 @@ RATE_FLOOR = 0.01  # same for type-error, out-of-range and unseen rates
 QUALITY_ALPHA = 0.001  # level of the one-sided binomial test against the reference rate
 MIN_NULL_RATE = 1e-3  # the binomial null never assumes a rate below this
 VOLUME_LOW, VOLUME_HIGH = 0.5, 2.0  # volume_ratio outside [low, high] is a quality issue
-DRIFT_METRICS = ("psi", "js", "wasserstein", "ks_stat", "ks_pvalue", "chi2_pvalue")
 
 DriftDecision = Literal["drift", "ok", "insufficient_data"]
 QualityDecision = Literal["quality", "ok"]

@@ -8,6 +8,7 @@ transactions begin IMMEDIATE so concurrent writers queue on the busy timeout ins
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -83,6 +84,7 @@ def _alembic_config(conn: Connection) -> Config:
     return config
 
 
+@functools.cache
 def head_revision() -> str:
     """The newest migration this version of monitor ships."""
     script = ScriptDirectory.from_config(_alembic_config_without_connection())
@@ -127,3 +129,12 @@ def require_current_schema(engine: Engine) -> None:
             f"the database schema is {state}, this monitor needs {head}: "
             "run `monitor db upgrade` (or start with `monitor run --upgrade-db`)"
         )
+
+
+def open_checked(url: str, *, migrate: bool = False) -> Engine:
+    """The engine, with the schema checked (or upgraded first when asked)."""
+    engine = create_db_engine(url)
+    if migrate:
+        upgrade(engine)
+    require_current_schema(engine)
+    return engine

@@ -277,3 +277,90 @@ class WindowPerformance(Base):
     window_end: Mapped[datetime] = mapped_column(UTCDateTime())
     state: Mapped[bytes] = mapped_column(LargeBinary)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Alert(Base):
+    """One alert per (rule, model, version, segment, feature): its life-cycle state.
+
+    ``segment`` and ``feature`` store '' for "whole model" / "model-level", as in
+    ``window_metrics``. Every transition is written in the transaction of the window that
+    caused it, together with its outbox rows, so a restart neither re-sends nor forgets.
+    """
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        UniqueConstraint("rule", "model", "version", "segment", "feature", name="uq_alert"),
+        Index("ix_alerts_state", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    rule: Mapped[str] = mapped_column(String(255))
+    model: Mapped[str] = mapped_column(String(255))
+    version: Mapped[str] = mapped_column(String(255))
+    segment: Mapped[str] = mapped_column(String(255))
+    feature: Mapped[str] = mapped_column(String(255))
+    metric: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    severity: Mapped[str | None] = mapped_column(String(16))
+    peak: Mapped[str | None] = mapped_column(String(16))
+    value: Mapped[float | None] = mapped_column(Float)
+    threshold: Mapped[float | None] = mapped_column(Float)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    held: Mapped[int] = mapped_column(Integer)
+    cleared: Mapped[int] = mapped_column(Integer)
+    last_window: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Silence(Base):
+    """Notifications of matching alerts are suppressed from ``starts_at`` to ``ends_at``.
+
+    ``rule``, ``model`` and ``feature`` are globs; ``feature`` None matches every feature.
+    Unsilencing ends the silence now (the row stays, for the record).
+    """
+
+    __tablename__ = "silences"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    rule: Mapped[str] = mapped_column(String(255))
+    model: Mapped[str] = mapped_column(String(255))
+    feature: Mapped[str | None] = mapped_column(String(255))
+    comment: Mapped[str] = mapped_column(Text)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class OutboxRow(Base):
+    """A notification or retraining trigger waiting for (or done with) delivery.
+
+    Written in the transaction of the alert transition that caused it, delivered afterwards
+    by the relay. ``key`` is unique: the webhook id of a trigger, a notice's identity for a
+    notification, so a transition replayed after a crash cannot queue twice. A relay claims
+    rows by setting ``claimed_until`` (a lease), so replicas never deliver the same row at
+    once and a crashed one's claims expire.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("key", name="uq_outbox_key"),
+        Index("ix_outbox_due", "state", "next_attempt_at"),
+        Index("ix_outbox_cooldown", "kind", "target", "model", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))  # notification | trigger
+    target: Mapped[str] = mapped_column(String(255))  # channel or trigger name
+    model: Mapped[str] = mapped_column(String(255))
+    alert_id: Mapped[int | None] = mapped_column(BigInteger)
+    payload: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))  # pending | delivered | dead | silenced
+    attempts: Mapped[int] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

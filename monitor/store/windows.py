@@ -298,18 +298,65 @@ def query_metrics(
     query = query.order_by(
         _METRICS.c.window_start, _METRICS.c.version, _METRICS.c.feature, _METRICS.c.metric
     )
+    return [metric_row(r) for r in conn.execute(query)]
+
+
+def window_metrics(conn: Connection, window: WindowId) -> list[MetricRow]:
+    """Every metric row of one window, all segments."""
+    model, version, start = window
+    query = select(_METRICS).where(
+        _METRICS.c.model == model,
+        _METRICS.c.version == version,
+        _METRICS.c.window_start == start,
+    )
+    return [metric_row(r) for r in conn.execute(query)]
+
+
+def metric_row(r: Any) -> MetricRow:
+    return MetricRow(
+        r.model,
+        r.version,
+        r.segment or None,
+        r.window_start,
+        r.window_end,
+        r.feature or None,
+        r.metric,
+        r.value,
+        r.n,
+        r.decision,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedWindowRow:
+    """A closed window as the API lists it."""
+
+    model: str
+    version: str
+    window_start: datetime
+    window_end: datetime
+    events: int
+    reference_revision: int | None
+    closed_at: datetime
+
+
+def closed_windows(
+    conn: Connection, model: str, since: datetime | None = None
+) -> list[ClosedWindowRow]:
+    """The closed windows of ``model`` ending after ``since``, in time order."""
+    query = select(_CLOSED).where(_CLOSED.c.model == model)
+    if since is not None:
+        query = query.where(_CLOSED.c.window_end > since)
+    query = query.order_by(_CLOSED.c.window_start, _CLOSED.c.version)
     return [
-        MetricRow(
+        ClosedWindowRow(
             r.model,
             r.version,
-            r.segment or None,
             r.window_start,
             r.window_end,
-            r.feature or None,
-            r.metric,
-            r.value,
-            r.n,
-            r.decision,
+            r.events,
+            r.reference_revision,
+            r.closed_at,
         )
         for r in conn.execute(query)
     ]

@@ -26,6 +26,7 @@ from monitor.stats.decision import (
     NumericInputs,
     evaluate_window,
 )
+from monitor.stats.names import REFERENCE
 from monitor.windows.accumulators import CategoricalAccumulator, NumericAccumulator
 from monitor.windows.labelled import LabelledState, Performance
 from monitor.windows.performance import RegressionPerformance
@@ -37,8 +38,6 @@ from monitor.windows.state import (
     SliceState,
     WindowState,
 )
-
-REFERENCE = "@reference"  # the feature of the reference's baseline performance rows
 
 
 @dataclass(frozen=True, slots=True)

@@ -255,7 +255,9 @@ class ClassificationPerformance(StateRoundTrip):
             return math.nan if hist is None else auc(hist)
         if not self.multiclass:
             return self.roc_auc(self.positive)
-        aucs = [auc for auc in map(auc, self._hist.values()) if not math.isnan(auc)]
+        # in class order: a restored state's dict order differs, the float sum must not
+        per_class = (auc(self._hist[name]) for name in sorted(self._hist))
+        aucs = [value for value in per_class if not math.isnan(value)]
         return float(np.mean(aucs)) if aucs else math.nan
 
     def to_state(self) -> dict[str, Any]:

@@ -21,7 +21,7 @@ def monitor(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 BROKEN_CONFIGS = [
     (
         "models:\n  - name: a\n  - name: b\n    window: 5x\n",
-        "models[1].window: '5x' is not a duration",
+        "models[1] (b).window: '5x' is not a duration",
     ),
     ("kafka:\n  group: x\n", "kafka.group: unknown field"),
     ("ingest:\n  commit_every: lots\n", "ingest.commit_every"),
@@ -29,14 +29,15 @@ BROKEN_CONFIGS = [
     ("http:\n  listen: localhost\n", "http.listen"),
     (
         "rules:\n  - name: r\n    metric: psi\n    direction: sideways\n    warn: 0.1\n",
-        "rules[0].direction",
+        "rules[0] (r).direction",
     ),
     ("rules:\n  - name: r\n    metric: psi\n", "rules[0] (r): at least one of warn / critical"),
     (
         "rules:\n  - name: r\n    metric: psi\n    warn: 0.1\n    notify: [nowhere]\n",
-        "rules[0].notify",
+        "rules[0] (r).notify",
     ),
     ("models:\n  - name: a\n  - name: a\n", "models[1].name"),
+    ("channels:\n  chat:\n    urls: ['bogus://x']\n", "channels.chat.urls[0]: unknown apprise"),
     ("database:\n  url: ${MONITOR_TEST_UNSET_VARIABLE}\n", "MONITOR_TEST_UNSET_VARIABLE"),
     ("kafka: [1, 2\n", "YAML syntax error"),
 ]

@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from monitor.app import replay
 from monitor.reference.service import build_and_store
 from monitor.settings import Settings
-from monitor.stats.decision import DRIFT_METRICS
+from monitor.stats.names import DRIFT_METRICS
 from monitor.status import metric_rows, status_report
 from monitor.store import db
 from tests.support.drift_streams import (

@@ -1,4 +1,5 @@
-"""`monitor run` through a PostgreSQL outage: pause, retry, recover, and lose or double nothing.
+"""`monitor run` through a PostgreSQL outage: pause, retry, recover, and lose or double nothing;
+``/readyz`` says 503 while the database is away and 200 once it is back.
 
 The README promises that when the database is unreachable the partitions are paused, the
 member keeps polling (so it stays in the group), the checkpoint is retried with backoff, and
@@ -19,12 +20,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from tests.support import DATABASE_ENV
-from tests.support.daemon import deployment, kill
+from tests.support.daemon import deployment, kill, listening_port
 from tests.support.kafka import TopicFactory, TopicNames, produce
 from tests.support.proxy import TcpProxy
 from tests.support.streams import Stream, prediction_stream
@@ -106,13 +108,17 @@ def run_through_outage(
     with TcpProxy(direct.host or "127.0.0.1", direct.port or 5432) as proxy:
         # Same user, database and search_path (the test's schema), only the address differs.
         proxied = direct.set(host=proxy.host, port=proxy.port).render_as_string(hide_password=False)
-        dep = deployment(tmp_path, kafka_bootstrap, proxied, topics.predictions, topics.labels)
+        dep = deployment(
+            tmp_path, kafka_bootstrap, proxied, topics.predictions, topics.labels,
+            http={"enabled": True, "listen": "127.0.0.1:0"},
+        )  # fmt: skip
         try:
             upgraded = dep.run("db", "upgrade")
             assert upgraded.returncode == 0, upgraded.stderr
             process = dep.start("run", "--exit-when-idle", IDLE, log=log)
             started = time.monotonic()
             running = process
+            probes = f"http://127.0.0.1:{listening_port(log, running)}"
 
             # Cut only once a checkpoint has landed: the daemon is mid-stream, not still joining.
             first_stored = wait_for(
@@ -124,6 +130,10 @@ def run_through_outage(
             produced_at = time.monotonic()
 
             paused_at = wait_for(lambda: PAUSED in log.read_text(), OUTAGE_S, running, log)
+            not_ready = httpx.get(f"{probes}/readyz", timeout=10)
+            assert not_ready.status_code == 503, not_ready.text
+            assert any("database unreachable" in r for r in not_ready.json()["reasons"])
+            assert httpx.get(f"{probes}/healthz", timeout=10).status_code == 200  # alive
             held = stored_offsets(engine, dep.group_id)
             time.sleep(max(0.0, cut_at + OUTAGE_S - time.monotonic()))
             assert running.poll() is None, f"daemon died during the outage:\n{tail(log)}"
@@ -134,6 +144,8 @@ def run_through_outage(
             proxy.restore()
             restored_at = time.monotonic()
             recovered_at = wait_for(lambda: RECOVERED in log.read_text(), 60, running, log)
+            ready = httpx.get(f"{probes}/readyz", timeout=10)
+            assert ready.status_code == 200, ready.text
             code = running.wait(timeout=EXIT_TIMEOUT_S)
             exited_at = time.monotonic()
         finally:

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import math
-import os
 import random
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
 
-from tests.support import DATABASE_ENV
 from tests.support.daemon import Deployment, deployment, epoch_ms, kill_when, query, wait
+from tests.support.databases import postgres_schema
 from tests.support.kafka import produce
 from tests.support.streams import Stream, prediction_stream
 
@@ -112,43 +108,13 @@ def closed_windows(url: str) -> int:
     return int(query(url, "SELECT COUNT(*) FROM closed_windows")[0][0])
 
 
-@contextmanager
-def fresh_schema(url: str) -> Iterator[str]:
-    """A URL to an empty schema of the PostgreSQL server at ``url`` (dropped after)."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    server = create_engine(url.split("?")[0])
-    with server.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{url.split('?')[0]}?options=-csearch_path%3D{schema}"
-    finally:
-        with server.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        server.dispose()
-
-
 @pytest.fixture
 def second_url(database_url: str, tmp_path: Path) -> Iterator[str]:
     """Another empty database of the same kind for the comparison run (dropped after)."""
     if database_url.startswith("sqlite"):
         yield f"sqlite:///{tmp_path}/second.db"
         return
-    with fresh_schema(database_url) as url:
-        yield url
-
-
-@pytest.fixture
-def concurrent_url(tmp_path: Path) -> Iterator[str]:
-    """PostgreSQL when configured, else SQLite: one backend for the two-member test.
-
-    Two members race for real only on PostgreSQL (SQLite runs write transactions one at a
-    time), and the storage path itself is covered on both by the other tests.
-    """
-    configured = os.environ.get(DATABASE_ENV)
-    if not configured:
-        yield f"sqlite:///{tmp_path}/concurrent.db"
-        return
-    with fresh_schema(configured) as url:
+    with postgres_schema(database_url.split("?")[0]) as url:
         yield url
 
 
@@ -183,13 +149,13 @@ def test_kill_mid_window_gives_the_uninterrupted_metrics(
 def test_two_processes_evaluate_each_window_once_with_the_same_metrics(
     tmp_path: Path,
     kafka_bootstrap: str,
-    concurrent_url: str,
+    preferred_database_url: str,
     reference_file: Path,
     uninterrupted: tuple[dict[MetricKey, Any], Any],
 ) -> None:
     """Two members of one group give the same metrics, each window closed exactly once."""
     expected, topics = uninterrupted
-    url = concurrent_url
+    url = preferred_database_url
     dep = prepared(tmp_path / "c", kafka_bootstrap, url, topics, reference_file)
     logs = [tmp_path / "m1.log", tmp_path / "m2.log"]
     members = [dep.start("run", "--exit-when-idle", "8s", log=log) for log in logs]

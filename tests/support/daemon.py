@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -161,3 +162,15 @@ def kill_when(dep: Deployment, reached: Callable[[], bool], log: Path, rng: rand
     wait_until(process, reached, log)
     time.sleep(rng.uniform(0.0, 0.2))
     kill(process, signal.SIGKILL)
+
+
+def listening_port(log: Path, process: subprocess.Popen[bytes], timeout: float = 60) -> int:
+    """The port ``monitor run`` logged it listens on (http.listen port 0)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = re.search(r"http: listening on [\d.]+:(\d+)", log.read_text(errors="replace"))
+        if found:
+            return int(found[1])
+        assert process.poll() is None, log.read_text()[-3000:]
+        time.sleep(0.1)
+    raise AssertionError(f"no listening line:\n{log.read_text()[-3000:]}")

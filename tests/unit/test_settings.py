@@ -375,13 +375,13 @@ def test_mask_url(url: str, masked: str) -> None:
 BROKEN = [
     (
         "models:\n  - {name: a}\n  - {name: b, window: 5x}\n",
-        "models[1].window: '5x' is not a duration",
+        "models[1] (b).window: '5x' is not a duration",
     ),
     ("kafak: {}\n", "kafak: unknown field"),
     ("kafka: {group: x}\n", "kafka.group: unknown field (did you mean 'group_id'?)"),
     (
         "rules:\n  - {name: r, metric: psi, warn: 1, direction: sideways}\n",
-        "rules[0].direction: must be one of: above, below",
+        "rules[0] (r).direction: must be one of: above, below",
     ),
     (
         "rules:\n  - {name: feature-drift, metric: psi}\n",
@@ -391,11 +391,11 @@ BROKEN = [
         "channels: {c: {urls: ['json://h']}}\n"
         "rules:\n  - {name: a, metric: psi, warn: 1, notify: [c]}\n"
         "  - {name: b, metric: psi, warn: 1, notify: [c, x]}\n",
-        "rules[1].notify: unknown channel 'x'",
+        "rules[1] (b).notify: unknown channel 'x'",
     ),
     (
         "rules:\n  - {name: a, metric: psi, warn: 1, trigger: nope}\n",
-        "rules[0].trigger: unknown trigger 'nope'",
+        "rules[0] (a).trigger: unknown trigger 'nope'",
     ),
     (
         "rules:\n  - {name: a, metric: psi, warn: 0.5, critical: 0.1}\n",
@@ -407,7 +407,7 @@ BROKEN = [
     ),
     (
         "rules:\n  - {name: a, metric: psi, warn: 1, for: 0}\n",
-        "rules[0].for: must be greater than 0",
+        "rules[0] (a).for: must be greater than 0",
     ),
     (
         "models:\n  - {name: churn}\n  - {name: churn}\n",
@@ -415,11 +415,11 @@ BROKEN = [
     ),
     (
         "models:\n  - {name: m, reference: {path: a.csv, warmup: 10}}\n",
-        "models[0].reference: give exactly one of path or warmup",
+        "models[0] (m).reference: give exactly one of path or warmup",
     ),
     (
         "models:\n  - {name: m, features: {plan: text}}\n",
-        "models[0].features.plan: must be one of: numeric, categorical, boolean",
+        "models[0] (m).features.plan: must be one of: numeric, categorical, boolean",
     ),
     ("models:\n  - {window: 5m}\n", "models[0].name: is required"),
     ("http: {listen: localhost}\n", "http.listen: 'localhost' is not host:port"),
@@ -492,9 +492,9 @@ def test_every_problem_is_listed(tmp_path: Path) -> None:
             "kafka.group_id: must not be empty",
             "ingest.commit_every: must be an integer",
             "ingest.unknown_models: must be one of: accept, reject",
-            "models[0].window: '5x' is not a duration",
-            "rules[0].direction: must be one of: above, below",
-            "rules[0].notify: unknown channel 'ghost'",
+            "models[0] (a).window: '5x' is not a duration",
+            "rules[0] (r).direction: must be one of: above, below",
+            "rules[0] (r).notify: unknown channel 'ghost'",
         ]
     )
     assert str(info.value) == "\n".join(info.value.errors)

@@ -16,7 +16,8 @@ from monitor.rules.matching import (
     observe,
 )
 from monitor.settings import Rule, Settings
-from monitor.windows.evaluation import REFERENCE, Metric
+from monitor.stats.names import REFERENCE
+from monitor.windows.evaluation import Metric
 
 START = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 END = START + timedelta(minutes=5)

@@ -1,0 +1,175 @@
+"""Alert states and silences in the database.
+
+An alert's row holds its `AlertState`; ``segment`` / ``feature`` None are stored as '' (as in
+``window_metrics``). Writers of one model version's alerts take `lock_alerts` first, so two
+replicas closing windows of one model (or a close and a label recompute) never lose an update.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, Table, func, select, text, update
+
+from monitor.rules.alerts import SilenceRule
+from monitor.rules.lifecycle import AlertState
+from monitor.rules.matching import AlertKey
+from monitor.store.repository import dialect_insert
+from monitor.store.tables import Alert, Silence
+
+_ALERTS: Table = Alert.__table__  # type: ignore[assignment]
+_SILENCES: Table = Silence.__table__  # type: ignore[assignment]
+_STATE_COLUMNS = (
+    "metric", "state", "severity", "peak", "value", "threshold", "started_at",
+    "resolved_at", "held", "cleared", "last_window", "notified_at",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAlert:
+    """An alert's id and state."""
+
+    id: int
+    state: AlertState
+    updated_at: datetime
+
+
+def lock_alerts(conn: Connection, model: str, version: str) -> None:
+    """Serialise writers of (model, version)'s alerts; PostgreSQL only (SQLite is serial)."""
+    if conn.dialect.name != "postgresql":
+        return
+    key = zlib.crc32(f"alerts\x00{model}\x00{version}".encode()) - 2**31
+    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def _stored(row: Row[Any]) -> StoredAlert:
+    values = {name: getattr(row, name) for name in _STATE_COLUMNS}
+    state = AlertState(
+        rule=row.rule,
+        model=row.model,
+        version=row.version,
+        segment=row.segment or None,
+        feature=row.feature or None,
+        **values,
+    )
+    return StoredAlert(row.id, state, row.updated_at)
+
+
+def load_alerts(conn: Connection, model: str, version: str) -> dict[AlertKey, StoredAlert]:
+    """Every alert of (model, version), by key."""
+    query = select(_ALERTS).where(_ALERTS.c.model == model, _ALERTS.c.version == version)
+    found = (_stored(r) for r in conn.execute(query))
+    return {a.state.key: a for a in found}
+
+
+def save_alerts(
+    conn: Connection, states: Sequence[AlertState], now: datetime
+) -> dict[AlertKey, int]:
+    """Insert or update ``states``; their ids by key."""
+    ids: dict[AlertKey, int] = {}
+    for state in states:
+        values: dict[str, Any] = {name: getattr(state, name) for name in _STATE_COLUMNS}
+        values["updated_at"] = now
+        key = {
+            "rule": state.rule,
+            "model": state.model,
+            "version": state.version,
+            "segment": state.segment or "",
+            "feature": state.feature or "",
+        }
+        statement = dialect_insert(conn, _ALERTS).values(**key, **values)
+        statement = statement.on_conflict_do_update(
+            index_elements=list(key), set_=values
+        ).returning(_ALERTS.c.id)
+        ids[state.key] = int(conn.execute(statement).scalar_one())
+    return ids
+
+
+def list_alerts(
+    conn: Connection, state: str | None = None, model: str | None = None
+) -> list[StoredAlert]:
+    """Alerts that ever left ``inactive``, newest first; filtered by state and model."""
+    query = select(_ALERTS).where(_ALERTS.c.state != "inactive")
+    if state is not None:
+        query = query.where(_ALERTS.c.state == state)
+    if model is not None:
+        query = query.where(_ALERTS.c.model == model)
+    query = query.order_by(_ALERTS.c.updated_at.desc(), _ALERTS.c.id.desc())
+    return [_stored(r) for r in conn.execute(query)]
+
+
+def stamp_notified(conn: Connection, ids: Sequence[int], now: datetime) -> None:
+    """Restart the repeat clock of alerts ``ids``."""
+    if ids:
+        conn.execute(update(_ALERTS).where(_ALERTS.c.id.in_(ids)).values(notified_at=now))
+
+
+def firing_counts(conn: Connection) -> dict[tuple[str, str | None], int]:
+    """Firing alerts per (model, severity)."""
+    query = (
+        select(_ALERTS.c.model, _ALERTS.c.severity, func.count())
+        .where(_ALERTS.c.state == "firing")
+        .group_by(_ALERTS.c.model, _ALERTS.c.severity)
+    )
+    return {(m, s): int(n) for m, s, n in conn.execute(query)}
+
+
+# --- silences ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SilenceRow:
+    id: int
+    rule: str
+    model: str
+    feature: str | None
+    comment: str
+    starts_at: datetime
+    ends_at: datetime
+
+    def as_rule(self) -> SilenceRule:
+        return SilenceRule(self.id, self.rule, self.model, self.feature)
+
+
+def add_silence(
+    conn: Connection,
+    *,
+    rule: str,
+    model: str,
+    feature: str | None,
+    comment: str,
+    starts_at: datetime,
+    ends_at: datetime,
+) -> int:
+    """Store a silence; its id."""
+    statement = _SILENCES.insert().values(
+        rule=rule, model=model, feature=feature, comment=comment,
+        starts_at=starts_at, ends_at=ends_at,
+    ).returning(_SILENCES.c.id)  # fmt: skip
+    return int(conn.execute(statement).scalar_one())
+
+
+def end_silence(conn: Connection, silence_id: int, now: datetime) -> bool:
+    """End a silence now; False when there is no such silence in force."""
+    result = conn.execute(
+        update(_SILENCES)
+        .where(_SILENCES.c.id == silence_id, _SILENCES.c.ends_at > now)
+        .values(ends_at=now)
+        .returning(_SILENCES.c.id)
+    )
+    return result.first() is not None
+
+
+def silences(conn: Connection, now: datetime | None = None) -> list[SilenceRow]:
+    """Silences in force at ``now`` (None: every silence ever made), oldest first."""
+    query = select(_SILENCES).order_by(_SILENCES.c.id)
+    if now is not None:
+        query = query.where(_SILENCES.c.starts_at <= now, _SILENCES.c.ends_at > now)
+    return [
+        SilenceRow(r.id, r.rule, r.model, r.feature, r.comment, r.starts_at, r.ends_at)
+        for r in conn.execute(query)
+    ]
