@@ -143,6 +143,42 @@ def test_sigkill_with_undelivered_outbox_rows_delivers_them_after_restart(
     assert any(r.path.startswith("/chat") for r in after)
 
 
+def test_two_replicas_deliver_each_notification_and_trigger_once(
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    topic_factory: Any,
+    preferred_database_url: str,
+    reference_file: Path,
+    receiver: Receiver,
+) -> None:
+    """Two `monitor run` members of one group against one database (each with its HTTP
+    server on a free port): each window is evaluated once, and the episode's firing and
+    resolved messages and its trigger arrive once each."""
+    topics = topic_factory(2)
+    lines = episode_lines()
+    produce(kafka_bootstrap, topics.predictions, [(i % 2, line) for i, line in enumerate(lines)])
+    dep = deployment(
+        tmp_path, kafka_bootstrap, preferred_database_url, topics.predictions, topics.labels,
+        http={"enabled": True, "listen": "127.0.0.1:0"}, **alerting_config(receiver),
+    )  # fmt: skip
+    assert dep.run("db", "upgrade").returncode == 0
+    built = dep.run("reference", "build", "--model", "m", "--data", str(reference_file))
+    assert built.returncode == 0, built.stderr
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    members = [dep.start("run", "--exit-when-idle", "8s", "--flush", log=log) for log in logs]
+    for member, log in zip(members, logs, strict=True):
+        assert wait(member, log, 180) == 0, log.read_text()[-3000:]
+
+    assert dep.stored_offsets() == len(lines)
+    ((closed,),) = dep.query("SELECT COUNT(*) FROM closed_windows")
+    assert closed == 9
+    chat = [r.json() for r in receiver.requests("/chat")]
+    kinds = sorted(m["title"].split("]")[0] for m in chat)
+    assert kinds == ["[FIRING critical", "[RESOLVED"], kinds
+    triggers = receiver.requests("/retrain")
+    assert len({t.headers["webhook-id"] for t in triggers}) == len(triggers) == 1
+
+
 def test_alert_commands_list_silence_and_show_the_outbox(
     tmp_path: Path, kafka_bootstrap: str, reference_file: Path, receiver: Receiver
 ) -> None:

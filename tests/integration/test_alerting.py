@@ -213,6 +213,31 @@ def test_silenced_alerts_send_nothing_but_are_listed(
     } == {"silenced"}
 
 
+def test_firing_alerts_are_repeated_after_the_repeat_interval(
+    database_url: str, engine: Engine, reference_file: Path, tmp_path: Path, receiver: Receiver
+) -> None:
+    """While firing, the alerts are notified again once per ``repeat_interval`` (wall clock),
+    grouped as one "still firing" message, and not before the interval has passed."""
+    events = write_events(
+        tmp_path / "drift.jsonl",
+        window_events(SPACE, [WINDOWS] * 4, seed=5, changes=[MeanShift(DRIFTING, 1.0, 0)]),
+    )
+    settings = settings_for(
+        database_url, receiver, alerting={"group_wait": "0s", "repeat_interval": "2s"}
+    )
+    replay_episode(settings, engine, reference_file, events)
+    relay = build_relay(settings, engine, AlertEvaluator(settings))
+    relay.run_once()  # too early: nothing is due yet
+    assert [m["title"].split("]")[0] for m in chat_messages(receiver)] == ["[FIRING critical"]
+    time.sleep(2.2)
+    relay.run_once()
+    relay.run_once()  # the second round delivers nothing new: notified_at moved on
+    titles = [m["title"] for m in chat_messages(receiver)]
+    assert len(titles) == 2 and "still firing" in chat_messages(receiver)[1]["message"].lower()
+    for feature in DRIFTING:
+        assert feature in chat_messages(receiver)[1]["message"]
+
+
 def test_flapping_metric_fires_and_resolves_once(
     database_url: str, engine: Engine, reference_file: Path, tmp_path: Path, receiver: Receiver
 ) -> None:
