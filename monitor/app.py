@@ -181,6 +181,7 @@ class RunLoop:
     def _checkpoint(self) -> bool:
         """Store what is pending; False (and partitions paused) when the database failed."""
         pending = self._pipeline.take_pending()
+        began = self._monotonic()
         try:
             stored = self._checkpointer.commit(pending, self._ledger, self._pipeline.windows)
         except FencedError as exc:
@@ -198,10 +199,12 @@ class RunLoop:
             self._retry = _Retry()
             self._source.resume_all()
             self._last_activity = self._monotonic()  # paused is not idle: records may wait
+        took = self._monotonic() - began
+        log.debug("checkpoint stored in %.1f ms (%d records)", took * 1000, pending.records)
         self._source.commit(stored)
         self._after_checkpoint()
         if self._services.metrics is not None:
-            self._services.metrics.checkpointed()
+            self._services.metrics.checkpointed(took)
             self._services.metrics.set_lags(self._lags())
         return True
 

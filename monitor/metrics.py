@@ -2,9 +2,9 @@
 
 Two kinds:
 
-- `LoopMetrics`, kept by the run loop in this process: batch processing time, consumer lag
-  per partition (the broker's high watermark minus the position consumed), seconds since the
-  last checkpoint.
+- `LoopMetrics`, kept by the run loop in this process: batch processing and checkpoint time,
+  consumer lag per partition (the broker's high watermark minus the position consumed),
+  seconds since the last checkpoint.
 - `StoredFigures`, a collector that reads the database when scraped (cached for a few
   seconds): events consumed, rejected and late, labels joined and orphaned, open windows, the
   newest closed window's drift, quality and performance values, firing alerts and the outbox.
@@ -55,6 +55,12 @@ class LoopMetrics:
             buckets=BATCH_BUCKETS,
             registry=registry,
         )
+        self.checkpoint_seconds = Histogram(
+            "monitor_checkpoint_seconds",
+            "Time to store one checkpoint (window state, counts, offsets) in the database.",
+            buckets=BATCH_BUCKETS,
+            registry=registry,
+        )
         self.lag = Gauge(
             "monitor_consumer_lag",
             "Records behind the broker's high watermark, per assigned partition.",
@@ -68,8 +74,9 @@ class LoopMetrics:
         )
         since.set_function(self._since_checkpoint)
 
-    def checkpointed(self) -> None:
+    def checkpointed(self, seconds: float) -> None:
         self._checkpoint_at = self._monotonic()
+        self.checkpoint_seconds.observe(seconds)
 
     def _since_checkpoint(self) -> float:
         at = self._checkpoint_at
