@@ -56,6 +56,24 @@ def _update(acc: Accumulator, column: Column, keys: NDArray[np.uint64]) -> None:
         raise TypeError(f"{type(column).__name__} does not fit {type(acc).__name__}")
 
 
+def _feature_columns(events: Sequence[PredictionEvent]) -> dict[str, Sequence[object]]:
+    """Each feature's raw values across ``events`` (None where an event lacks it).
+
+    Serving systems send the same keys in the same order event after event; then one pass
+    takes every event's values and ``zip`` transposes them in C, instead of a dictionary
+    lookup per event and feature. Any other batch is read feature by feature.
+    """
+    first = tuple(events[0].features) if events else ()
+    if all(tuple(e.features) == first for e in events):
+        return (
+            dict(zip(first, zip(*(e.features.values() for e in events), strict=True), strict=True))
+            if first
+            else {}
+        )
+    names = set().union(*(e.features.keys() for e in events))
+    return {name: [e.features.get(name) for e in events] for name in names}
+
+
 def _from_state(state: dict[str, Any]) -> Accumulator:
     if state["kind"] == "numeric":
         return NumericAccumulator.from_state(state)
@@ -119,10 +137,12 @@ class WindowState:
     def _columns(
         self, schema: WindowSchema, events: Sequence[PredictionEvent]
     ) -> dict[str, tuple[FeatureSpec, Column]]:
-        names = set(schema.features).union(*(e.features.keys() for e in events))
+        by_name = _feature_columns(events)
+        names = set(schema.features).union(by_name)
         columns: dict[str, tuple[FeatureSpec, Column]] = {}
+        missing: Sequence[object] = [None] * len(events)
         for name in sorted(names):
-            raw = [e.features.get(name) for e in events]
+            raw = by_name.get(name, missing)
             kind = self.kinds.get(name)
             spec = schema.spec_for(name, kind or infer_type(raw))
             self.kinds.setdefault(name, spec.kind)
