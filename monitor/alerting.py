@@ -19,6 +19,7 @@ import orjson
 from sqlalchemy import Connection
 
 from monitor.actions.webhook import trigger_id
+from monitor.faults import fault
 from monitor.rules import alerts as rules_alerts
 from monitor.rules.defaults import rules_for
 from monitor.rules.lifecycle import due_repeats
@@ -83,6 +84,8 @@ class AlertEvaluator:
                 item.threshold,
             )  # fmt: skip
         outbox.enqueue(conn, entries, now)
+        if entries:
+            fault("after_outbox_insert")
         return len(result.transitions)
 
     def _entries(

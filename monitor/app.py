@@ -27,6 +27,7 @@ from monitor.api.http import HttpServer, build_app
 from monitor.checkpoint import Checkpointer, Ledger
 from monitor.closing import WindowCloser
 from monitor.errors import FencedError, IngestError, StoreError
+from monitor.faults import fault
 from monitor.health import LoopHealth
 from monitor.ingest.consumer import TP, KafkaSource, consumer_options
 from monitor.ingest.deadletter import DeadLetterTopic
@@ -148,6 +149,7 @@ class RunLoop:
                     fresh += self._pipeline.ingest(
                         self._kinds[topic], topic, partition, records, self._ledger
                     )
+                    fault("mid_batch")  # records taken in, not yet checkpointed
                 now = self._monotonic()
                 if fresh and metrics is not None:
                     metrics.batch_seconds.observe(now - began)
@@ -201,6 +203,7 @@ class RunLoop:
             self._last_activity = self._monotonic()  # paused is not idle: records may wait
         took = self._monotonic() - began
         log.debug("checkpoint stored in %.1f ms (%d records)", took * 1000, pending.records)
+        fault("after_db_commit_before_kafka_commit")
         self._source.commit(stored)
         self._after_checkpoint()
         if self._services.metrics is not None:
@@ -242,6 +245,7 @@ class RunLoop:
         """Apply assignment changes before any record of this poll is used."""
         for change in self._source.rebalances():
             if change.revoked:
+                fault("during_rebalance")
                 if (self._pipeline.pending or self._ledger.moves()) and not self._checkpoint():
                     self._ledger.forget(change.revoked)  # no longer ours to store
                     self._reset_to_stored()

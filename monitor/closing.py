@@ -20,6 +20,7 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from monitor.alerting import AlertEvaluator
+from monitor.faults import fault
 from monitor.joining import labelled_rows
 from monitor.reference.service import ReferenceCache
 from monitor.settings import Settings
@@ -141,6 +142,7 @@ class WindowCloser:
             stored.delete_partials(conn, window)
             if self._alerts is not None:
                 self._alerts.on_window(conn, window, end, rows, now)
+            fault("during_window_close")
         log.info(
             "window closed: %s %s %s (%d events, %d metrics)",
             model,

@@ -29,6 +29,7 @@ from monitor.actions.delivery import Outcome, backoff
 from monitor.actions.messages import render
 from monitor.actions.notify import Notifier
 from monitor.actions.webhook import WebhookSender
+from monitor.faults import fault
 from monitor.rules.alerts import SilenceRule, silenced
 from monitor.rules.defaults import rules_for
 from monitor.rules.notice import Notice
@@ -129,6 +130,8 @@ class OutboxRelay:
             outcome = Outcome("permanent", f"trigger {item.target!r} is no longer configured")
         else:
             outcome = self._sender.send(config, item.key, payload, self._clock())
+            if outcome.delivered:
+                fault("after_webhook_2xx_before_delivered")
         max_age = config.max_age if config is not None else timedelta(0)
         dead = self._record([item], outcome, max_age)
         if dead:

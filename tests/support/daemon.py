@@ -42,10 +42,16 @@ class Deployment:
             self.command(*args), capture_output=True, text=True, timeout=timeout, check=False
         )
 
-    def start(self, *args: str, log: Path | None = None) -> subprocess.Popen[bytes]:
-        """Start ``monitor run`` (or another command) in the background."""
+    def start(
+        self, *args: str, log: Path | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start ``monitor run`` (or another command) in the background; ``env`` adds
+        variables to this process's environment."""
         out = log.open("ab") if log else subprocess.DEVNULL
-        return subprocess.Popen(self.command(*args), stdout=out, stderr=subprocess.STDOUT)
+        environment = {**os.environ, **env} if env else None
+        return subprocess.Popen(
+            self.command(*args), stdout=out, stderr=subprocess.STDOUT, env=environment
+        )
 
     def query(self, sql: str, **params: Any) -> list[Any]:
         """Rows of a read-only SQL query on the deployment's database."""
