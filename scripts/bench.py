@@ -1,7 +1,29 @@
 #!/usr/bin/env python
 """Benchmarks: speed and storage targets live here, never in timed tests.
 
+    scripts/bench.py [throughput] [--events N] [--quick] [--kafka HOST:PORT]
+                     [--database URL] [--rss-check] [--out FILE]
     scripts/bench.py labels [--events N] [--database URL]
+
+``throughput`` (the default) measures, in one run so the ratios hold on a noisy machine, the
+targets of issue 8: it writes N seeded events (default 500k; 20 numeric + 3 categorical
+features, 5,000 per 5-minute window of event time) of one model, and the same number spread
+over 10 models, produces them to 4 partitions of the embedded Tansu broker (``--kafka``: a
+real one; its topics are left behind), and measures
+
+- the ceiling: a bare kafka-python consumer with monitor's consumer options that only
+  orjson-decodes each record;
+- ``monitor run --exit-when-idle 5s`` as a child process on SQLite, on PostgreSQL
+  (``--database`` or ``$MONITOR_TEST_DATABASE_URL``, a throwaway schema) and with 10 models:
+  its own "records/s from first to last" log figure, checkpoint times from its log, peak RSS
+  (``VmHWM``) and database bytes per million events (growth over the migrated database with
+  its reference profiles);
+- ``monitor.app.replay`` of the same file in a child process, timed around the call;
+- ``evaluate`` of one window of 6,000 events x 23 features against its reference;
+- with ``--rss-check``, peak RSS of replays of 200k and 2M events.
+
+It prints a Markdown table with the targets (met / NOT met) and writes everything, with the
+machine, as JSON to ``--out``. ``--quick`` skips the 10-model run and PostgreSQL.
 
 ``labels`` replays N predictions with ids, then their N labels (an hour later, shuffled
 within ±10 minutes) into a fresh database, through the same pipeline and checkpoints as
@@ -15,44 +37,22 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
+from benchlib import report, throughput
+from benchlib.storage import fresh_database
 
 from monitor.app import replay
 from monitor.settings import Settings
 from monitor.store import db
 
 START_MS = 1_794_999_900_000
-
-
-@contextmanager
-def fresh_database(url: str | None, tmp: Path) -> Iterator[str]:
-    """An empty database: a new PostgreSQL schema (dropped after) or a SQLite file."""
-    if url is None or url.startswith("sqlite"):
-        yield url or f"sqlite:///{tmp}/bench.db"
-        return
-    base = make_url(url)
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-            hide_password=False
-        )
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def label_stream(count: int, tmp: Path) -> tuple[Path, Path]:
@@ -87,7 +87,8 @@ def table_bytes(engine: sa.Engine, table: str) -> int | None:
 
 
 def bench_labels(events: int, url: str | None) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as name, fresh_database(url, Path(name)) as database:
+    with tempfile.TemporaryDirectory() as name, fresh_database(url, Path(name)) as fresh:
+        database = fresh.url
         tmp = Path(name)
         predictions, labels = label_stream(events, tmp)
         settings = Settings.from_mapping(
@@ -112,15 +113,53 @@ def bench_labels(events: int, url: str | None) -> dict[str, Any]:
         }
 
 
-def main() -> None:
+def bench_throughput(args: argparse.Namespace) -> None:
+    url = args.database
+    opts = throughput.Options(
+        events=args.events,
+        quick=args.quick,
+        kafka=args.kafka,
+        postgres=url if url and not url.startswith("sqlite") else None,
+        rss_check=args.rss_check,
+    )
+    with tempfile.TemporaryDirectory(prefix="monitor-bench-") as name:
+        result = throughput.run(opts, Path(name))
+    print()
+    print(result["table"])
+    print()
+    print(report.window_line(result["window_evaluation"]))
+    print(report.rss_line(result["rss_check"]))
+    print(f"\n{result['events']:,} events; whole run {result['seconds']:.0f} s")
+    if args.out is not None:
+        args.out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+        print(f"JSON: {args.out}")
+
+
+SUBCOMMANDS = ("throughput", "labels")
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in (*SUBCOMMANDS, "-h", "--help"):
+        argv = ["throughput", *argv]  # the default benchmark
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="bench", required=True)
+    database = os.environ.get("MONITOR_TEST_DATABASE_URL")
+    speed = sub.add_parser("throughput", help="events/s against the kafka-python ceiling")
+    speed.add_argument("--events", type=int, default=500_000)
+    speed.add_argument("--quick", action="store_true", help="skip 10 models and PostgreSQL")
+    speed.add_argument("--kafka", default=None, help="host:port of a real Kafka")
+    speed.add_argument("--database", default=database, help="PostgreSQL URL")
+    speed.add_argument("--rss-check", action="store_true", help="peak RSS at 200k vs 2M")
+    speed.add_argument("--out", type=Path, default=None, help="write the results as JSON")
     labels = sub.add_parser("labels", help="label join throughput and pending table size")
     labels.add_argument("--events", type=int, default=100_000)
-    labels.add_argument("--database", default=os.environ.get("MONITOR_TEST_DATABASE_URL"))
-    args = parser.parse_args()
+    labels.add_argument("--database", default=database)
+    args = parser.parse_args(argv)
     if args.bench == "labels":
         print(orjson.dumps(bench_labels(args.events, args.database)).decode())
+    else:
+        bench_throughput(args)
 
 
 if __name__ == "__main__":

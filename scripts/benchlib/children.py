@@ -1,0 +1,171 @@
+"""Child processes measured from outside: peak RSS, exit status, output.
+
+Peak RSS is the child's ``VmHWM`` from ``/proc/<pid>/status``, polled while it runs (the last
+reading before exit is its high-water mark, since the value never decreases). Not
+``wait4``'s ``ru_maxrss``: Linux carries the pre-``exec`` high-water mark over, so a child
+forked from this (large) process would report this process's size.
+
+``monitor run`` is started through ``monitor.cli.main``, exactly what the ``monitor`` console
+script calls, with one addition: the ``monitor.app`` logger at DEBUG, for its "checkpoint
+stored in X ms" lines. ``--log-level debug`` would give those too but also turns on
+kafka-python's debug logging, which logs every fetch response (record bytes included) and
+would slow the very consumer being measured.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+HERE = Path(__file__).resolve().parent
+POLL_S = 0.2
+RUN_ENTRY = (
+    "import logging, sys\n"
+    "from monitor.cli import main\n"
+    "logging.getLogger('monitor.app').setLevel(logging.DEBUG)\n"
+    "sys.exit(main(prog_name='monitor'))\n"
+)
+STOPPED = re.compile(r"stopped after (\d+) records(?: \(([\d,.]+) records/s from first to last\))?")
+CHECKPOINT = re.compile(r"checkpoint stored in ([\d.]+) ms")
+
+
+@dataclass(slots=True)
+class ChildResult:
+    """How a child ended and what it weighed."""
+
+    returncode: int
+    seconds: float
+    vmhwm_kb: int | None
+    output: str = ""
+
+    @property
+    def peak_rss_mb(self) -> float | None:
+        return None if self.vmhwm_kb is None else self.vmhwm_kb / 1024
+
+
+def _vmhwm_kb(pid: int) -> int | None:
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    match = re.search(r"^VmHWM:\s+(\d+) kB", text, re.MULTILINE)
+    return int(match[1]) if match else None
+
+
+def run_child(argv: list[str], output: Path, *, timeout_s: float = 1800.0) -> ChildResult:
+    """Run ``argv`` to its end (stdout and stderr to ``output``), polling its peak RSS."""
+    began = time.monotonic()
+    with output.open("wb") as out:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+        hwm: int | None = None
+        while True:
+            reading = _vmhwm_kb(proc.pid)
+            hwm = reading if reading is not None else hwm
+            pid, status = os.waitpid(proc.pid, os.WNOHANG)
+            if pid == proc.pid:
+                break
+            if time.monotonic() - began > timeout_s:
+                proc.kill()
+                _, status = os.waitpid(proc.pid, 0)
+                break
+            time.sleep(POLL_S)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return ChildResult(
+        proc.returncode,
+        time.monotonic() - began,
+        hwm,
+        _tail(output),
+    )
+
+
+def _tail(path: Path, size: int = 20_000) -> str:
+    with path.open("rb") as file:
+        file.seek(max(0, path.stat().st_size - size))
+        return file.read().decode(errors="replace")
+
+
+@dataclass(slots=True)
+class LogFacts:
+    """What the daemon's log says: records, its own events/s, checkpoint times, loggers."""
+
+    records: int | None = None
+    events_per_s: float | None = None
+    checkpoint_ms: list[float] = field(default_factory=list)
+    loggers: Counter[str] = field(default_factory=Counter)
+    warnings: Counter[str] = field(default_factory=Counter)
+
+
+def parse_log(path: Path) -> LogFacts:
+    """Read JSON lines or console lines alike (the daemon writes JSON when not on a terminal)."""
+    facts = LogFacts()
+    for raw in path.read_bytes().splitlines():
+        message, logger, level = _message(raw)
+        facts.loggers[logger] += 1
+        if level in {"warning", "error", "critical"}:
+            facts.warnings[_shape(message)] += 1
+        if (found := CHECKPOINT.search(message)) is not None:
+            facts.checkpoint_ms.append(float(found[1]))
+        elif (found := STOPPED.search(message)) is not None:
+            facts.records = int(found[1])
+            facts.events_per_s = float(found[2].replace(",", "")) if found[2] else None
+    return facts
+
+
+def _shape(message: str) -> str:
+    """A warning with its numbers and addresses blanked, so repeats count as one."""
+    return re.sub(r"0x[0-9a-f]+|\d+(?:\.\d+)?", "#", message[:300])
+
+
+def _message(raw: bytes) -> tuple[str, str, str]:
+    try:
+        doc: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        doc = None
+    if isinstance(doc, dict):
+        return str(doc.get("message", "")), str(doc.get("logger", "?")), str(doc.get("level"))
+    text = raw.decode(errors="replace")
+    parts = text.split(maxsplit=3)  # HH:MM:SS.mmm LEVEL logger: message
+    if len(parts) == 4 and parts[2].endswith(":"):
+        return parts[3], parts[2][:-1], parts[1].lower()
+    return text, "?", "?"
+
+
+def monitor_run(config: Path, log: Path, idle: str = "5s") -> tuple[ChildResult, LogFacts]:
+    """``monitor run --exit-when-idle`` to its end; its log goes to ``log``."""
+    argv = [sys.executable, "-c", RUN_ENTRY, "run", "-c", str(config)]
+    argv += ["--exit-when-idle", idle, "--log-format", "json"]
+    result = run_child(argv, log)
+    return result, parse_log(log)
+
+
+def monitor_replay(config: Path, events: Path, output: Path) -> tuple[ChildResult, dict[str, Any]]:
+    """``monitor.app.replay`` of ``events`` in a child process, timed around the call."""
+    argv = [sys.executable, str(HERE / "replay_child.py"), str(config), str(events)]
+    result = run_child(argv, output)
+    return result, _last_json(result)
+
+
+def ceiling(
+    options: dict[str, Any], topic: str, count: int, output: Path, timeout_s: float = 600.0
+) -> tuple[ChildResult, dict[str, Any]]:
+    """The bare consumer in a child process."""
+    argv = [sys.executable, str(HERE / "ceiling.py"), orjson.dumps(options).decode(), topic]
+    result = run_child([*argv, str(count), str(timeout_s)], output)
+    return result, _last_json(result)
+
+
+def _last_json(result: ChildResult) -> dict[str, Any]:
+    lines = [line for line in result.output.splitlines() if line.startswith("{")]
+    if result.returncode != 0 or not lines:
+        raise RuntimeError(f"child failed (exit {result.returncode}): {result.output[-2000:]}")
+    doc: dict[str, Any] = orjson.loads(lines[-1])
+    return doc
