@@ -425,6 +425,9 @@ def replay(
     for batch in read_lines(path, first_line, batch_size):
         records += pipeline.ingest(kind, topic, 0, batch, ledger)
         checkpointer.commit(pipeline.take_pending(), ledger, pipeline.windows)
+        max_ms = ledger.max_event_ms((topic, 0))
+        if max_ms is not None:  # stored windows the file has passed: memory stays flat
+            pipeline.windows.evict_complete((topic, 0), max_ms, pipeline.lateness_ms)
         if closer.close_ready():
             relay.run_once()
     if flush and closer.close_ready(flush=True):
