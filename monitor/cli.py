@@ -21,6 +21,7 @@ import orjson
 from rich.table import Table
 
 from monitor.cli_alerts import alerts_group, outbox_command, rules_command
+from monitor.cli_demo import demo_command
 from monitor.cli_support import (
     EXIT_RUNTIME,
     EXIT_USAGE,
@@ -50,6 +51,7 @@ def main() -> None:
 main.add_command(alerts_group)
 main.add_command(outbox_command)
 main.add_command(rules_command)
+main.add_command(demo_command)
 
 
 @main.command("check-config")

@@ -1,1 +1,1 @@
-"""demo."""
+"""`monitor demo` and the traffic generator: broker, simulated serving, receiver, live view."""

@@ -149,9 +149,15 @@ class EmbeddedBroker:
         start_timeout_s: float = 30.0,
         binary: str | None = None,
         keep_log: bool = False,
+        tmp_dir: Path | None = None,
     ) -> None:
-        """Configure without starting, so a failed start can be retried or inspected."""
+        """Configure without starting, so a failed start can be retried or inspected.
+
+        ``tmp_dir`` is where the broker's working directory (its log) is made, so a caller
+        that promises to leave no temporary files behind keeps them all in one place.
+        """
         self._start_timeout_s = start_timeout_s
+        self._tmp_dir = tmp_dir
         self._binary = binary
         self._keep_log = keep_log
         self._process: subprocess.Popen[bytes] | None = None
@@ -221,7 +227,7 @@ class EmbeddedBroker:
 
     def _launch(self, binary: str, began: float) -> None:
         """One start attempt on a freshly chosen port; stops the process again on failure."""
-        self._workdir = Path(tempfile.mkdtemp(prefix="monitor-tansu-"))
+        self._workdir = Path(tempfile.mkdtemp(prefix="monitor-tansu-", dir=self._tmp_dir))
         self._port = _free_loopback_port()
         url = f"tcp://127.0.0.1:{self._port}"
         argv = [

@@ -1,7 +1,9 @@
-"""scripts/produce_events.py against a real broker: what it sends is what monitor can read."""
+"""scripts/produce_events.py against a real broker: what it sends is what monitor can read,
+and what `monitor run` then counts, exactly."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -10,10 +12,13 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import orjson
+import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from monitor.ingest.events import EventParser, LabelEvent, PredictionEvent, Rejected
 from monitor.settings import Settings
+from tests.support.daemon import deployment, wait
 from tests.support.kafka import TopicFactory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,3 +117,57 @@ def test_generated_traffic_reaches_kafka_and_parses_as_monitor_events(
         assert 0.8 * DELAY_MS - 1 <= delay <= 1.2 * DELAY_MS + 1
     due = sum(1 for e in valid.values() if e.ts_ms + 1.2 * DELAY_MS <= last)
     assert 0.85 * due <= len(labels) <= 0.95 * len(valid)
+
+
+def dead_letter_kind(value: bytes) -> str | None:
+    """Which generator defect makes a record a dead letter (a text feature does not: it is a
+    data-quality finding, DESIGN.md §3)."""
+    try:
+        doc = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return "not_json"
+    if "model" not in doc:
+        return "no_model"
+    return "bad_ts" if doc.get("ts") == "yesterday" else None
+
+
+def test_monitor_run_counts_exactly_what_the_generator_produced(
+    kafka_bootstrap: str, topic_factory: TopicFactory, tmp_path: Path
+) -> None:
+    """monitor run counts events + late + dead letters == sent; dead letters = undecodable."""
+    topics = topic_factory(2)
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--bootstrap", kafka_bootstrap,
+         "--predictions-topic", topics.predictions, "--labels-topic", topics.labels,
+         "--models", "churn,fraud", "--rate", "1000", "--duration", "3s",
+         "--label-delay", "1s", "--speed", "60", "--malformed", "0.03", "--seed", "11"],
+        capture_output=True, text=True, timeout=40, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    totals = TOTALS.search(result.stdout)
+    assert totals is not None, result.stdout
+    sent, malformed_sent, labels_sent = map(int, totals.groups())
+    records = consume(kafka_bootstrap, topics.predictions, sent)
+    assert len(records) == sent
+    expected_dead = {
+        (r.partition, r.offset): kind for r in records if (kind := dead_letter_kind(r.value))
+    }
+    assert 0.5 * malformed_sent <= len(expected_dead) <= malformed_sent
+
+    dep = deployment(
+        tmp_path, kafka_bootstrap, f"sqlite:///{tmp_path}/monitor.db", topics.predictions,
+        topics.labels, models=[{"name": "churn"}, {"name": "fraud"}],
+    )  # fmt: skip
+    assert dep.run("db", "upgrade").returncode == 0
+    log = tmp_path / "run.log"
+    daemon = dep.start("run", "--exit-when-idle", "5s", log=log)
+    assert wait(daemon, log, 180) == 0, log.read_text()[-3000:]
+
+    status = json.loads(dep.run("status", "--json").stdout)
+    counted = sum(m["events"] + m["late"] for m in status["models"])
+    assert counted + status["dead_letters"] == sent
+    assert sum(m["labels"] for m in status["models"]) == labels_sent
+    dead = dep.dead_letters()
+    assert {(p, o) for t, p, o, _ in dead if t == topics.predictions} == set(expected_dead)
+    assert len(dead) == status["dead_letters"] == len(expected_dead)
+    assert status["dead_letters"] / sent == pytest.approx(0.03 * 3 / 4, abs=0.012)

@@ -1,4 +1,9 @@
-"""scripts/produce_events.py without Kafka: the drift schedule, the generated traffic, the CLI."""
+"""The traffic generator without Kafka: the drift schedule, the generated traffic, the CLI.
+
+The generator lives in ``monitor.demo.drift`` and ``monitor.demo.traffic`` (shared with
+``monitor demo``); ``scripts/produce_events.py`` is the command line around it, loaded here by
+path as a user runs it.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,9 @@ from typing import Any
 
 import orjson
 import pytest
+
+from monitor.demo import drift as dr
+from monitor.demo import traffic as tr
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "produce_events.py"
 START_MS = int(datetime(2024, 3, 1, tzinfo=UTC).timestamp() * 1000)
@@ -32,10 +40,10 @@ pe = _load()
 
 def generator(*drifts: str, **options: Any) -> Any:
     options.setdefault("label_delay_ms", 0)
-    return pe.Generator(
+    return tr.Generator(
         options.pop("models", ["churn"]),
         origin_ms=START_MS,
-        drifts=[pe.parse_drift(d) for d in drifts],
+        drifts=[dr.parse_drift(d) for d in drifts],
         seed=options.pop("seed", 3),
         **options,
     )
@@ -63,16 +71,16 @@ def test_parse_drift_accepts_the_documented_forms(
     text: str, kind: str, feature: str | None, amount: float, start: int, end: int | None
 ) -> None:
     """Every documented --drift form parses to its kind, feature, size and event-time range."""
-    drift = pe.parse_drift(text)
-    assert drift == pe.Drift(kind, feature, amount, start, end)
-    assert pe.parse_drift(str(drift)) == drift  # progress lines print re-parseable items
+    drift = dr.parse_drift(text)
+    assert drift == dr.Drift(kind, feature, amount, start, end)
+    assert dr.parse_drift(str(drift)) == drift  # progress lines print re-parseable items
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("", "expected FEATURE:\\+Ksd@T"),
-        ("f03", "expected FEATURE:\\+Ksd@T"),
+        ("", "expected \\[MODEL/\\]FEATURE:\\+Ksd@T"),
+        ("f03", "expected \\[MODEL/\\]FEATURE:\\+Ksd@T"),
         ("f99:+1sd@1m", "unknown feature 'f99'"),
         ("c1:+1sd@1m", "mean shift needs a numeric feature"),
         ("f03:new=0.2@1m", "new=SHARE needs a categorical feature"),
@@ -87,8 +95,8 @@ def test_parse_drift_accepts_the_documented_forms(
 )
 def test_parse_drift_rejects_bad_items_with_a_clear_message(text: str, message: str) -> None:
     """A malformed --drift item fails at start-up, naming the item and what is wrong."""
-    with pytest.raises(pe.ScheduleError, match=message):
-        pe.parse_drift(text)
+    with pytest.raises(dr.ScheduleError, match=message):
+        dr.parse_drift(text)
 
 
 @pytest.mark.parametrize(
@@ -97,21 +105,21 @@ def test_parse_drift_rejects_bad_items_with_a_clear_message(text: str, message: 
 )
 def test_parse_duration_ms(text: str, ms: int) -> None:
     """Durations take units ms/s/m/h/d, combined, or bare seconds."""
-    assert pe.parse_duration_ms(text) == ms
+    assert dr.parse_duration_ms(text) == ms
 
 
 def test_parse_start_never_puts_event_time_ahead_of_the_wall_clock() -> None:
     """--start accepts ISO 8601 and -2h; with --speed > 1 it defaults to now - duration*speed."""
     now = START_MS + 10 * 24 * 60 * MIN_MS
-    assert pe.parse_start(None, now, None, 1.0) == now
-    assert pe.parse_start(None, now, 3000, 60.0) == now - 180_000
-    assert pe.parse_start("-2h", now, None, 1.0) == now - 120 * MIN_MS
-    assert pe.parse_start("2024-03-01T00:00:00Z", now, None, 1.0) == START_MS
-    assert pe.parse_start("2024-03-01T00:00:00", now, None, 1.0) == START_MS  # UTC assumed
-    with pytest.raises(pe.ScheduleError, match="in the future"):
-        pe.parse_start("2099-01-01T00:00:00Z", now, None, 1.0)
-    with pytest.raises(pe.ScheduleError, match="needs --duration"):
-        pe.parse_start(None, now, None, 60.0)
+    assert dr.parse_start(None, now, None, 1.0) == now
+    assert dr.parse_start(None, now, 3000, 60.0) == now - 180_000
+    assert dr.parse_start("-2h", now, None, 1.0) == now - 120 * MIN_MS
+    assert dr.parse_start("2024-03-01T00:00:00Z", now, None, 1.0) == START_MS
+    assert dr.parse_start("2024-03-01T00:00:00", now, None, 1.0) == START_MS  # UTC assumed
+    with pytest.raises(dr.ScheduleError, match="in the future"):
+        dr.parse_start("2099-01-01T00:00:00Z", now, None, 1.0)
+    with pytest.raises(dr.ScheduleError, match="needs --duration"):
+        dr.parse_start(None, now, None, 60.0)
 
 
 def test_events_are_seeded_keyed_by_model_and_spread_over_the_interval() -> None:
@@ -127,7 +135,7 @@ def test_events_are_seeded_keyed_by_model_and_spread_over_the_interval() -> None
     assert [e["ts"] for e in events] == [START_MS + 100 * i for i in range(1, 7)]
     event = events[0]
     assert set(event) == {"id", "model", "version", "ts", "features", "prediction", "score"}
-    assert set(event["features"]) == set(pe.NUMERIC + pe.CATEGORICAL)
+    assert set(event["features"]) == set(dr.NUMERIC + dr.CATEGORICAL)
     assert event["prediction"] == int(event["score"] >= 0.5) and event["version"] == "v1"
 
 
@@ -135,11 +143,11 @@ def test_mean_shift_moves_the_feature_by_k_sd_only_while_active() -> None:
     """f03:+1sd@10m-20m: mean at reference before 10 min, +1 sd until 20 min, back after."""
     gen = generator("f03:+1sd@10m-20m")
     space = gen.spaces["churn"]
-    j = pe.NUMERIC.index("f03")
+    j = dr.NUMERIC.index("f03")
 
     def shift_in_sd(feature_index: int, minute: int) -> float:
         rows = docs(gen.events(2500, START_MS + minute * MIN_MS))
-        values = [row["features"][pe.NUMERIC[feature_index]] for row in rows]
+        values = [row["features"][dr.NUMERIC[feature_index]] for row in rows]
         shift = statistics.fmean(values) - space.means[feature_index]
         return float(shift / space.sds[feature_index])
 
@@ -169,7 +177,7 @@ def test_malformed_fraction_and_mix_are_honoured() -> None:
     records = generator(malformed=0.1).events(10_000, START_MS)
     bad = [r for r in records if r.malformed is not None]
     assert len(bad) / len(records) == pytest.approx(0.1, abs=0.015)
-    assert {r.malformed for r in bad} == set(pe.MALFORMED_KINDS)
+    assert {r.malformed for r in bad} == set(tr.MALFORMED_KINDS)
     for record in bad:
         if record.malformed == "not_json":
             with pytest.raises(orjson.JSONDecodeError):
@@ -179,7 +187,7 @@ def test_malformed_fraction_and_mix_are_honoured() -> None:
         if record.malformed == "no_model":
             assert "model" not in doc
         elif record.malformed == "string_feature":
-            assert any(isinstance(doc["features"][f], str) for f in pe.NUMERIC)
+            assert any(isinstance(doc["features"][f], str) for f in dr.NUMERIC)
         else:
             assert doc["ts"] == "yesterday"
 
@@ -216,6 +224,39 @@ def test_concept_drift_lowers_agreement_between_label_and_prediction() -> None:
     before, after = accuracy(5), accuracy(15)
     assert before > 0.75
     assert after < 0.35
+
+
+def test_a_drift_can_be_confined_to_one_model() -> None:
+    """fraud/f03:+2sd shifts f03 of fraud only; churn's f03 stays at its reference mean."""
+    drift = dr.parse_drift("fraud/f03:+2sd@1m-3m")
+    assert drift == dr.Drift("shift", "f03", 2.0, MIN_MS, 3 * MIN_MS, "fraud")
+    assert str(drift) == "fraud/f03:+2sd@1m-3m" and dr.parse_drift(str(drift)) == drift
+    gen = generator("fraud/f03:+2sd@1m-3m", models=["churn", "fraud"])
+    rows = docs(gen.events(4000, START_MS + 2 * MIN_MS))
+    j = dr.NUMERIC.index("f03")
+    for model, expected in (("churn", 0.0), ("fraud", 2.0)):
+        space = gen.spaces[model]
+        values = [r["features"]["f03"] for r in rows if r["model"] == model]
+        shift = (statistics.fmean(values) - space.means[j]) / space.sds[j]
+        assert shift == pytest.approx(expected, abs=0.1), model
+    assert gen.active_drifts(START_MS + 2 * MIN_MS, "churn") == []
+    assert gen.active_drifts(START_MS + 2 * MIN_MS) == [drift]
+    with pytest.raises(ValueError, match="drift for a model not generated: fraud"):
+        generator("fraud/concept@1m")
+
+
+def test_training_rows_are_the_undrifted_world_with_labels() -> None:
+    """training_rows: event-shaped labelled rows of the same feature space, ~85% accurate."""
+    gen = generator("f03:+3sd@0")
+    space = gen.spaces["churn"]
+    rows = list(tr.training_rows(space, 5000, seed=1))
+    assert set(rows[0]) == {"id", "features", "prediction", "score", "label"}
+    j = dr.NUMERIC.index("f03")
+    shift = (statistics.fmean(r["features"]["f03"] for r in rows) - space.means[j]) / space.sds[j]
+    assert abs(shift) < 0.1  # no drift in training data, whatever the stream's schedule
+    accuracy = sum(r["prediction"] == r["label"] for r in rows) / len(rows)
+    assert 0.75 < accuracy < 0.95
+    assert rows == list(tr.training_rows(space, 5000, seed=1))  # seeded
 
 
 def test_print_schedule_shows_drifts_in_event_and_wall_time(
