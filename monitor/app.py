@@ -371,8 +371,16 @@ def build_services(settings: Settings, engine: Engine, relay: RelayThread) -> Se
 
 
 def build_relay(settings: Settings, engine: Engine, alerts: AlertEvaluator) -> RelayThread:
-    """The outbox relay's thread: queue due repeats, then deliver what is due."""
+    """The outbox relay's thread: free dead relays' leases (once), queue due repeats, then
+    deliver what is due."""
     relay = OutboxRelay(settings, engine, utc_now, Notifier(settings.channels), WebhookSender())
+    recovered = False
+
+    def recover() -> None:
+        nonlocal recovered
+        if not recovered:
+            relay.recover()
+            recovered = True
 
     def repeats() -> None:
         now = utc_now()
@@ -382,7 +390,7 @@ def build_relay(settings: Settings, engine: Engine, alerts: AlertEvaluator) -> R
             with db.transaction(engine, write=True) as conn:
                 alerts.queue_repeats(conn, now)
 
-    return RelayThread([repeats, relay.deliver_due], on_stop=relay.close)
+    return RelayThread([recover, repeats, relay.deliver_due], on_stop=relay.close)
 
 
 @dataclass(frozen=True, slots=True)

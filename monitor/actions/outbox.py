@@ -15,7 +15,9 @@ receivers deduplicate. `RelayThread` runs the relay (and the repeat check) in th
 from __future__ import annotations
 
 import logging
+import os
 import random
+import socket
 import threading
 import uuid
 from collections.abc import Callable, Sequence
@@ -42,6 +44,24 @@ log = logging.getLogger(__name__)
 CONNECT_S = 5.0  # the webhook connect timeout
 APPRISE_URL_S = 8.0  # apprise's default connect + read timeouts, per URL
 LEASE_MARGIN_S = 10.0
+MAX_UNITS_PER_PASS = 100  # then the repeat check and the stop flag get their turn
+
+
+def _running(owner: str, host: str) -> bool:
+    """Whether the relay ``owner`` (``host:pid:nonce``, on this host) still runs."""
+    try:
+        pid = int(owner[len(host) + 1 :].split(":", 1)[0])
+    except ValueError:
+        return True  # not ours to judge
+    if pid == os.getpid():
+        return False  # this process's pid, before this relay claimed anything: a former life
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def lease(settings: Settings) -> timedelta:
@@ -75,7 +95,7 @@ class OutboxRelay:
         self._notifier = notifier
         self._sender = sender
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
-        self._owner = owner or uuid.uuid4().hex
+        self._owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._lease = lease(settings)
         self.delivered = 0
 
@@ -83,27 +103,43 @@ class OutboxRelay:
         """Release the webhook client's connections."""
         self._sender.close()
 
-    def deliver_due(self) -> int:
-        """One pass: claim what is due, send it, record the outcomes; how many delivered."""
-        now = self._clock()
+    def recover(self) -> int:
+        """Free the leases of this host's relays that are no longer running (a crash, or this
+        very process before a restart), so their rows need not wait out the lease.
+
+        An owner is ``host:pid:nonce``; a lease of this host whose pid is gone, or is this
+        process's own pid (it has claimed nothing yet), belonged to a dead relay.
+        """
+        host = self._owner.rsplit(":", 2)[0]
         with transaction(self._engine) as conn:
-            if not outbox.has_due(conn, now):
-                return 0
-        with transaction(self._engine, write=True) as conn:
-            claimed = outbox.claim_due(conn, now, self._owner, now + self._lease)
-        if not claimed:
+            owners = outbox.claim_owners(conn, f"{host}:", self._clock())
+        dead = [o for o in owners if o != self._owner and not _running(o, host)]
+        if not dead:
             return 0
-        with transaction(self._engine) as conn:
-            quiet = [s.as_rule() for s in stored_alerts.silences(conn, now)]
-        groups: dict[tuple[str, str], list[outbox.Item]] = {}
+        with transaction(self._engine, write=True) as conn:
+            freed = outbox.release(conn, dead)
+        log.info("outbox: freed %d row(s) claimed by relays no longer running", freed)
+        return freed
+
+    def deliver_due(self, limit: int = MAX_UNITS_PER_PASS) -> int:
+        """One pass: claim the next due unit, send it, record the outcome, until nothing is
+        due (or ``limit`` units); how many rows were delivered."""
         delivered = 0
-        for item in claimed:
-            if item.kind == "notification":
-                groups.setdefault((item.target, item.model), []).append(item)
-            else:
-                delivered += self._trigger(item)
-        for (channel, _), items in groups.items():
-            delivered += self._notify(channel, items, quiet)
+        for _ in range(limit):
+            now = self._clock()
+            with transaction(self._engine) as conn:
+                if not outbox.has_due(conn, now):
+                    break
+            with transaction(self._engine, write=True) as conn:
+                claimed = outbox.claim_next(conn, now, self._owner, now + self._lease)
+            if not claimed:
+                break
+            if claimed[0].kind == "trigger":
+                delivered += self._trigger(claimed[0])
+                continue
+            with transaction(self._engine) as conn:
+                quiet = [s.as_rule() for s in stored_alerts.silences(conn, now)]
+            delivered += self._notify(claimed[0].target, claimed, quiet)
         self.delivered += delivered
         return delivered
 

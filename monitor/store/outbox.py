@@ -2,7 +2,7 @@
 
 Rows are queued in the transaction of the alert transition that caused them (`enqueue`, a
 no-op for a key already queued) and delivered later by a relay, which claims due rows with a
-lease (`claim_due`; ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so replicas never take the same
+lease (`claim_next`; ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so replicas never take the same
 row), sends them outside any transaction, and records each outcome (`record`).
 """
 
@@ -105,39 +105,37 @@ def has_due(conn: Connection, now: datetime) -> bool:
     return conn.execute(query.limit(1)).first() is not None
 
 
-def claim_due(
-    conn: Connection, now: datetime, owner: str, lease_until: datetime, limit: int = 100
-) -> list[Item]:
-    """Claim the due rows, and with each due notification the rest of its group.
+def claim_next(conn: Connection, now: datetime, owner: str, lease_until: datetime) -> list[Item]:
+    """Claim the next thing to send: the oldest due row, and with a notification the rest of
+    its group (one channel and one model: what is due together leaves as one message).
 
-    A group is one channel and one model: what became due together within ``group_wait``
-    leaves as one message. Claimed rows are invisible to other relays until
-    ``lease_until`` (or until `record` releases them).
+    One unit at a time, so a relay that dies holds the lease of what it was sending and
+    nothing else. Claimed rows are invisible to other relays until ``lease_until`` (or until
+    `record` releases them).
     """
     due = (
         select(_OUTBOX.c.id, _OUTBOX.c.kind, _OUTBOX.c.target, _OUTBOX.c.model)
         .where(_claimable(now), _OUTBOX.c.next_attempt_at <= now)
         .order_by(_OUTBOX.c.id)
-        .limit(limit)
+        .limit(1)
         .with_for_update(skip_locked=True)
     )
-    rows = conn.execute(due).all()
-    ids = {r.id for r in rows}
-    groups = {(r.target, r.model) for r in rows if r.kind == "notification"}
-    for target, model in sorted(groups):
+    first = conn.execute(due).first()
+    if first is None:
+        return []
+    ids = {first.id}
+    if first.kind == "notification":
         rest = (
             select(_OUTBOX.c.id)
             .where(
                 _claimable(now),
                 _OUTBOX.c.kind == "notification",
-                _OUTBOX.c.target == target,
-                _OUTBOX.c.model == model,
+                _OUTBOX.c.target == first.target,
+                _OUTBOX.c.model == first.model,
             )
             .with_for_update(skip_locked=True)
         )
         ids.update(conn.execute(rest).scalars())
-    if not ids:
-        return []
     conn.execute(
         update(_OUTBOX)
         .where(_OUTBOX.c.id.in_(ids))
@@ -145,6 +143,27 @@ def claim_due(
     )
     query = select(_OUTBOX).where(_OUTBOX.c.id.in_(ids)).order_by(_OUTBOX.c.id)
     return [_item(r) for r in conn.execute(query)]
+
+
+def claim_owners(conn: Connection, prefix: str, now: datetime) -> set[str]:
+    """The owners (starting with ``prefix``) of leases still running."""
+    query = select(_OUTBOX.c.claimed_by).where(
+        _OUTBOX.c.claimed_by.startswith(prefix, autoescape=True),
+        _OUTBOX.c.claimed_until >= now,
+    )
+    return {owner for (owner,) in conn.execute(query.distinct())}
+
+
+def release(conn: Connection, owners: Sequence[str]) -> int:
+    """End the leases of ``owners`` (relays known to be dead); how many rows were freed."""
+    if not owners:
+        return 0
+    result = conn.execute(
+        update(_OUTBOX)
+        .where(_OUTBOX.c.state == "pending", _OUTBOX.c.claimed_by.in_(owners))
+        .values(claimed_until=None, claimed_by=None)
+    )
+    return max(result.rowcount, 0)
 
 
 def record(
