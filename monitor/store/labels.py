@@ -102,19 +102,34 @@ def insert_predictions(conn: Connection, rows: Sequence[StoredPrediction]) -> se
         return set()
     if conn.dialect.name == "postgresql":
         return _insert_unnest(conn, rows)
-    taken = _existing(conn, (r.key for r in rows))
-    fresh: dict[Key, StoredPrediction] = {}
+    batch: dict[Key, StoredPrediction] = {}
     for row in rows:
-        if row.key not in taken and row.key not in fresh:
-            fresh[row.key] = row
-    if fresh:  # plain values only (no type processing): the driver takes them as they are
-        names = list(_UNNEST_TYPES)
-        conn.exec_driver_sql(
-            f"INSERT OR IGNORE INTO pending_predictions ({', '.join(names)}) "  # noqa: S608
-            f"VALUES ({', '.join('?' * len(names))})",
-            [tuple(_prediction_values(r).values()) for r in fresh.values()],
-        )
+        batch.setdefault(row.key, row)
+    # Usually every id is new: insert them all inside a savepoint and keep it when the driver
+    # counts one row per prediction. Otherwise some id was taken before: undo, look them up.
+    savepoint = conn.begin_nested()
+    if _insert_ignoring_taken(conn, batch.values()) == len(batch):
+        savepoint.commit()
+        return set(batch)
+    savepoint.rollback()
+    taken = _existing(conn, batch)
+    fresh = {key: row for key, row in batch.items() if key not in taken}
+    _insert_ignoring_taken(conn, fresh.values())
     return set(fresh)
+
+
+def _insert_ignoring_taken(conn: Connection, rows: Iterable[StoredPrediction]) -> int:
+    """SQLite: insert plain values (no type processing); how many rows were inserted."""
+    values = [tuple(_prediction_values(r).values()) for r in rows]
+    if not values:
+        return 0
+    names = list(_UNNEST_TYPES)
+    result = conn.exec_driver_sql(
+        f"INSERT OR IGNORE INTO pending_predictions ({', '.join(names)}) "  # noqa: S608
+        f"VALUES ({', '.join('?' * len(names))})",
+        values,
+    )
+    return int(result.rowcount)
 
 
 _UNNEST_TYPES: dict[str, Any] = {
