@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
@@ -32,6 +33,9 @@ from monitor.settings import parse_duration
 from monitor.store import alerts as stored_alerts
 from monitor.store.db import transaction
 
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
 STATES = ("pending", "firing", "resolved")
 
 
@@ -41,6 +45,38 @@ def _now() -> datetime:
 
 def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
+
+
+Rows = list[dict[str, Any]]
+
+
+def _read(config_path: Path, read: Callable[[Engine], Rows]) -> Rows:
+    """The rows ``read`` takes from the configured database (exit 1 if it cannot)."""
+    engine = open_database(settings_from(config_path), False)
+    try:
+        return read(engine)
+    except MonitorError as exc:
+        fail(str(exc), EXIT_RUNTIME)
+
+
+def _show(
+    rows: Rows,
+    as_json: bool,
+    title: str,
+    columns: tuple[str, ...],
+    cells: Callable[[dict[str, Any]], list[str]],
+    empty: str,
+) -> None:
+    """JSON, or a table with one row of ``cells`` per row (``empty`` when there is none)."""
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*cells(row))
+    wide_console().print(table if rows else empty)
 
 
 @click.group("alerts", invoke_without_command=True)
@@ -55,31 +91,22 @@ def alerts_group(
     """List alerts (newest first); subcommands silence and unsilence them."""
     if ctx.invoked_subcommand is not None:
         return
-    settings = settings_from(config_path)
-    engine = open_database(settings, False)
-    try:
-        rows = alerts_report(engine, _now(), state, model)
-    except MonitorError as exc:
-        fail(str(exc), EXIT_RUNTIME)
-    if as_json:
-        print_json(rows)
-        return
-    table = Table(title="alerts", title_justify="left")
+    rows = _read(config_path, lambda engine: alerts_report(engine, _now(), state, model))
     columns = ("id", "state", "severity", "rule", "model", "version", "feature", "value",
                "threshold", "since", "resolved")  # fmt: skip
-    for column in columns:
-        table.add_column(column)
-    for a in rows:
-        state_text = a["state"] + (" (silenced)" if a["silenced"] else "")
-        feature = a["feature"] or "-"
-        if a["segment"]:
-            feature += f" [{a['segment']}]"
-        table.add_row(
-            str(a["id"]), state_text, a["severity"] or "-", a["rule"], a["model"], a["version"],
-            feature, _number(a["value"]), _number(a["threshold"]), a["started_at"] or "-",
-            a["resolved_at"] or "-",
-        )  # fmt: skip
-    wide_console().print(table if rows else "no alerts")
+    _show(rows, as_json, "alerts", columns, _alert_cells, "no alerts")
+
+
+def _alert_cells(a: dict[str, Any]) -> list[str]:
+    state = a["state"] + (" (silenced)" if a["silenced"] else "")
+    feature = a["feature"] or "-"
+    if a["segment"]:
+        feature += f" [{a['segment']}]"
+    return [
+        str(a["id"]), state, a["severity"] or "-", a["rule"], a["model"], a["version"],
+        feature, _number(a["value"]), _number(a["threshold"]), a["started_at"] or "-",
+        a["resolved_at"] or "-",
+    ]  # fmt: skip
 
 
 @alerts_group.command("silence")
@@ -137,22 +164,13 @@ def unsilence(config_path: Path, silence_id: int) -> None:
 @json_option
 def silences(config_path: Path, as_json: bool) -> None:
     """List the silences in force."""
-    settings = settings_from(config_path)
-    engine = open_database(settings, False)
-    try:
-        rows = silences_report(engine, _now())
-    except MonitorError as exc:
-        fail(str(exc), EXIT_RUNTIME)
-    if as_json:
-        print_json(rows)
-        return
-    table = Table(title="silences", title_justify="left")
-    for column in ("id", "rule", "model", "feature", "until", "comment"):
-        table.add_column(column)
-    for s in rows:
-        table.add_row(str(s["id"]), s["rule"], s["model"], s["feature"] or "*", s["ends_at"],
-                      s["comment"])  # fmt: skip
-    wide_console().print(table if rows else "no silences in force")
+    rows = _read(config_path, lambda engine: silences_report(engine, _now()))
+    _show(
+        rows, as_json, "silences", ("id", "rule", "model", "feature", "until", "comment"),
+        lambda s: [str(s["id"]), s["rule"], s["model"], s["feature"] or "*", s["ends_at"],
+                   s["comment"]],
+        "no silences in force",
+    )  # fmt: skip
 
 
 @click.command("outbox")
@@ -161,25 +179,16 @@ def silences(config_path: Path, as_json: bool) -> None:
 @click.option("--all", "everything", is_flag=True, help="Delivered and silenced rows too.")
 def outbox_command(config_path: Path, as_json: bool, everything: bool) -> None:
     """Notifications and retraining triggers pending or failed (dead)."""
-    settings = settings_from(config_path)
-    engine = open_database(settings, False)
-    try:
-        rows = outbox_report(engine, everything)
-    except MonitorError as exc:
-        fail(str(exc), EXIT_RUNTIME)
-    if as_json:
-        print_json(rows)
-        return
-    table = Table(title="outbox", title_justify="left")
-    for column in ("id", "kind", "target", "model", "state", "attempts", "next attempt",
-                   "last error", "key"):  # fmt: skip
-        table.add_column(column)
-    for r in rows:
-        table.add_row(
-            str(r["id"]), r["kind"], r["target"], r["model"], r["state"], str(r["attempts"]),
-            r["next_attempt_at"] or r["delivered_at"] or "-", r["last_error"] or "-", r["key"],
-        )  # fmt: skip
-    wide_console().print(table if rows else "outbox empty: nothing pending or failed")
+    rows = _read(config_path, lambda engine: outbox_report(engine, everything))
+    columns = ("id", "kind", "target", "model", "state", "attempts", "next attempt",
+               "last error", "key")  # fmt: skip
+    _show(
+        rows, as_json, "outbox", columns,
+        lambda r: [str(r["id"]), r["kind"], r["target"], r["model"], r["state"],
+                   str(r["attempts"]), r["next_attempt_at"] or r["delivered_at"] or "-",
+                   r["last_error"] or "-", r["key"]],
+        "outbox empty: nothing pending or failed",
+    )  # fmt: skip
 
 
 @click.command("rules")
@@ -187,22 +196,16 @@ def outbox_command(config_path: Path, as_json: bool, everything: bool) -> None:
 @json_option
 def rules_command(config_path: Path, as_json: bool) -> None:
     """The rules in force: the configured ones, then the built-in defaults."""
-    settings = settings_from(config_path)
-    rows = rules_report(settings)
-    if as_json:
-        print_json(rows)
-        return
-    table = Table(title="rules", title_justify="left")
-    for column in ("rule", "source", "models", "features", "condition", "for", "resolve",
-                   "notify", "trigger"):  # fmt: skip
-        table.add_column(column)
-    for r in rows:
-        table.add_row(
-            r["name"], r["source"], _globs(r["models"]), _globs(r["features"]), describe_rule(r),
-            str(r["for"]), str(r["resolve_after"]), ", ".join(r["notify"]) or "-",
-            r["trigger"] or "-",
-        )  # fmt: skip
-    wide_console().print(table)
+    rows = rules_report(settings_from(config_path))
+    columns = ("rule", "source", "models", "features", "condition", "for", "resolve",
+               "notify", "trigger")  # fmt: skip
+    _show(
+        rows, as_json, "rules", columns,
+        lambda r: [r["name"], r["source"], _globs(r["models"]), _globs(r["features"]),
+                   describe_rule(r), str(r["for"]), str(r["resolve_after"]),
+                   ", ".join(r["notify"]) or "-", r["trigger"] or "-"],
+        "no rules",
+    )  # fmt: skip
 
 
 def _globs(patterns: list[Any]) -> str:

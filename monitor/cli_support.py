@@ -5,16 +5,18 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 import orjson
 from rich.console import Console
-from sqlalchemy import Engine
 
 from monitor.errors import ConfigError, SchemaOutdatedError, StoreError
 from monitor.settings import Settings, load_settings
 from monitor.store import db
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_RUNTIME = 1

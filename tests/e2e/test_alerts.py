@@ -84,6 +84,25 @@ def alerting_config(receiver: Receiver, retry: str = "1s") -> dict[str, Any]:
     }
 
 
+def prepared(
+    dep: Deployment,
+    reference_file: Path,
+    bootstrap: str | None = None,
+    topic: str = "",
+    partitions: int = 1,
+) -> int:
+    """Migrate, build the reference and (with ``bootstrap``) produce the episode round robin
+    over ``partitions``; how many records were produced."""
+    assert dep.run("db", "upgrade").returncode == 0
+    built = dep.run("reference", "build", "--model", "m", "--data", str(reference_file))
+    assert built.returncode == 0, built.stderr
+    if bootstrap is None:
+        return 0
+    lines = episode_lines()
+    produce(bootstrap, topic, [(i % partitions, line) for i, line in enumerate(lines)])
+    return len(lines)
+
+
 def pending_rows(dep: Deployment) -> list[tuple[str, str, int, Any]]:
     """(key, kind, attempts, claimed_until) of the undelivered outbox rows."""
     rows = dep.query(
@@ -103,15 +122,12 @@ def test_sigkill_with_undelivered_outbox_rows_delivers_them_after_restart(
     """Kill -9 while every delivery is failing (503): after a restart each pending row is
     delivered, the trigger under the webhook id it had before the kill."""
     topics = topic_factory(1)
-    produce(kafka_bootstrap, topics.predictions, [(0, line) for line in episode_lines()])
     receiver.respond = lambda _: 503
     dep = deployment(
         tmp_path, kafka_bootstrap, preferred_database_url, topics.predictions, topics.labels,
         **alerting_config(receiver, retry="3s"),
     )  # fmt: skip
-    assert dep.run("db", "upgrade").returncode == 0
-    built = dep.run("reference", "build", "--model", "m", "--data", str(reference_file))
-    assert built.returncode == 0, built.stderr
+    prepared(dep, reference_file, kafka_bootstrap, topics.predictions)
 
     log = tmp_path / "first.log"
     daemon = dep.start("run", log=log)
@@ -166,15 +182,11 @@ def test_sigkill_at_an_alerting_fault_point_sends_each_alert_once_and_keeps_the_
     arrive once each, and the trigger is delivered under one webhook id, twice only when the
     kill fell between the target's 2xx and the outbox marking it delivered."""
     topics = topic_factory(1)
-    lines = episode_lines()
-    produce(kafka_bootstrap, topics.predictions, [(0, line) for line in lines])
     dep = deployment(
         tmp_path, kafka_bootstrap, preferred_database_url, topics.predictions, topics.labels,
         **alerting_config(receiver),
     )  # fmt: skip
-    assert dep.run("db", "upgrade").returncode == 0
-    built = dep.run("reference", "build", "--model", "m", "--data", str(reference_file))
-    assert built.returncode == 0, built.stderr
+    prepared(dep, reference_file, kafka_bootstrap, topics.predictions)
     log = tmp_path / "faulted.log"
     faulted = dep.start(
         "run", "--exit-when-idle", "8s", "--flush", log=log, env={"MONITOR_FAULT": point}
@@ -203,21 +215,17 @@ def test_two_replicas_deliver_each_notification_and_trigger_once(
     server on a free port): each window is evaluated once, and the episode's firing and
     resolved messages and its trigger arrive once each."""
     topics = topic_factory(2)
-    lines = episode_lines()
-    produce(kafka_bootstrap, topics.predictions, [(i % 2, line) for i, line in enumerate(lines)])
     dep = deployment(
         tmp_path, kafka_bootstrap, preferred_database_url, topics.predictions, topics.labels,
         http={"enabled": True, "listen": "127.0.0.1:0"}, **alerting_config(receiver),
     )  # fmt: skip
-    assert dep.run("db", "upgrade").returncode == 0
-    built = dep.run("reference", "build", "--model", "m", "--data", str(reference_file))
-    assert built.returncode == 0, built.stderr
+    produced = prepared(dep, reference_file, kafka_bootstrap, topics.predictions, 2)
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     members = [dep.start("run", "--exit-when-idle", "8s", "--flush", log=log) for log in logs]
     for member, log in zip(members, logs, strict=True):
         assert wait(member, log, 180) == 0, log.read_text()[-3000:]
 
-    assert dep.stored_offsets() == len(lines)
+    assert dep.stored_offsets() == produced
     ((closed,),) = dep.query("SELECT COUNT(*) FROM closed_windows")
     assert closed == 9
     # Windows close in either member, so a transition may leave in its own message; what
@@ -243,10 +251,7 @@ def test_alert_commands_list_silence_and_show_the_outbox(
         tmp_path, kafka_bootstrap, f"sqlite:///{tmp_path}/monitor.db", "p", "l",
         **alerting_config(receiver),
     )  # fmt: skip
-    assert dep.run("db", "upgrade").returncode == 0
-    assert (
-        dep.run("reference", "build", "--model", "m", "--data", str(reference_file)).returncode == 0
-    )
+    prepared(dep, reference_file)
     replayed = dep.run("replay", str(events), "--flush")
     assert replayed.returncode == 0, replayed.stderr
 
