@@ -12,8 +12,9 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from monitor.rules.alerts import silenced
+from monitor.rules.alerts import SilenceRule, silenced
 from monitor.rules.defaults import effective_rules
+from monitor.rules.lifecycle import AlertState
 from monitor.settings import Settings
 from monitor.status import iso
 from monitor.store import alerts as stored_alerts
@@ -30,26 +31,26 @@ def alerts_report(
     with transaction(engine) as conn:
         found = stored_alerts.list_alerts(conn, state=state, model=model)
         quiet = [s.as_rule() for s in stored_alerts.silences(conn, now)]
-    return [
-        {
-            "id": a.id,
-            "rule": s.rule,
-            "model": s.model,
-            "version": s.version,
-            "segment": s.segment,
-            "feature": s.feature,
-            "metric": s.metric,
-            "severity": s.severity or s.peak,
-            "state": s.state,
-            "silenced": silenced(quiet, s.rule, s.model, s.feature),
-            "value": s.value,
-            "threshold": s.threshold,
-            "started_at": iso(s.started_at),
-            "resolved_at": iso(s.resolved_at),
-        }
-        for a in found
-        for s in (a.state,)
-    ]
+    return [_alert_row(a.id, a.state, quiet) for a in found]
+
+
+def _alert_row(alert_id: int, s: AlertState, quiet: list[SilenceRule]) -> dict[str, Any]:
+    return {
+        "id": alert_id,
+        "rule": s.rule,
+        "model": s.model,
+        "version": s.version,
+        "segment": s.segment,
+        "feature": s.feature,
+        "metric": s.metric,
+        "severity": s.severity or s.peak,
+        "state": s.state,
+        "silenced": silenced(quiet, s.rule, s.model, s.feature),
+        "value": s.value,
+        "threshold": s.threshold,
+        "started_at": iso(s.started_at),
+        "resolved_at": iso(s.resolved_at),
+    }
 
 
 def silences_report(engine: Engine, now: datetime) -> list[dict[str, Any]]:

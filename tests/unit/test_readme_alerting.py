@@ -40,7 +40,8 @@ def test_readme_rules_config_is_valid() -> None:
 
 
 def test_readme_receiver_check_accepts_our_signature_and_rejects_tampering() -> None:
-    """The receiver code a user copies from the README verifies what monitor signs."""
+    """The receiver code a user copies from the README verifies what monitor signs, and
+    rejects a tampered body and a replayed (stale) message."""
     (block,) = section_blocks("python")
     namespace: dict[str, Any] = {}
     exec(block, namespace)  # noqa: S102 - our own documentation, run to keep it honest
@@ -52,4 +53,8 @@ def test_readme_receiver_check_accepts_our_signature_and_rejects_tampering() -> 
     }
     assert namespace["verify"](SECRET, headers, body)
     assert not namespace["verify"](SECRET, headers, body + b" ")
-    assert not namespace["verify"](SECRET, {**headers, "webhook-timestamp": str(stamp - 600)}, body)
+    stale = stamp - 600  # correctly signed, but ten minutes old: outside the 5-minute tolerance
+    old = {**headers, "webhook-timestamp": str(stale),
+           "webhook-signature": sign(SECRET, "msg_1", stale, body)}  # fmt: skip
+    assert namespace["verify"](SECRET, old, body, tolerance=900)
+    assert not namespace["verify"](SECRET, old, body)
