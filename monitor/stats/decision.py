@@ -156,11 +156,14 @@ def benjamini_hochberg(pvalues: Sequence[float]) -> list[float]:
 
 
 def measure(inputs: FeatureInputs) -> FeatureDrift | None:
-    """Every drift metric of a feature, no verdict yet; None without a single valid value."""
+    """Every drift metric of a feature, no verdict yet; None without a single valid value in
+    the window or in the reference (a feature always null in training has nothing to drift
+    from: its quality rates still report it)."""
     if isinstance(inputs, CategoricalInputs):
-        return _measure_categorical(inputs) if any(inputs.win_counts.values()) else None
+        measurable = any(inputs.win_counts.values()) and any(inputs.ref_counts.values())
+        return _measure_categorical(inputs) if measurable else None
     ref_hist, win_hist = np.asarray(inputs.ref_hist), np.asarray(inputs.win_hist)
-    if not win_hist.any():
+    if not win_hist.any() or not ref_hist.any():
         return None
     ref, win = inputs.ref_sample, inputs.win_sample
     ks_stat, ks_pvalue = drift.ks(ref, win)

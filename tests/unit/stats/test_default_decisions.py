@@ -141,6 +141,17 @@ def test_a_feature_without_values_has_no_drift_rows() -> None:
     assert {r.metric for r in rows} == {"missing_rate", "type_error_rate", "unseen_rate"}
 
 
+def test_a_feature_without_reference_values_has_no_drift_rows() -> None:
+    """A feature null throughout training: no drift metric (nothing to compare), no crash."""
+    categorical = CategoricalInputs({}, 1.0, {"a": 40}, n=50, missing=10)
+    numeric = NumericInputs(
+        np.zeros(4, np.int64), np.empty(0), 0.0, 1.0, np.array([5, 5, 0, 0]), np.ones(10), n=10
+    )
+    assert evaluate_drift({"c": categorical, "x": numeric}, min_samples=0) == {"c": None, "x": None}
+    rows = evaluate_window({"c": categorical}, min_samples=0)
+    assert {r.metric for r in rows} == {"missing_rate", "type_error_rate", "unseen_rate"}
+
+
 def test_insufficient_features_stay_out_of_the_bh_family() -> None:
     """Only features with enough values share the multiplicity correction."""
     big = CategoricalInputs({"a": 900, "b": 100}, 0.0, {"a": 100, "b": 200}, n=300)
