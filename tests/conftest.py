@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from monitor.demo.broker import EmbeddedBroker, create_topics
-from tests.support import DATABASE_ENV, KAFKA_ENV
+from tests.support import DATABASE_ENV, KAFKA_ENV, reliability
 from tests.support.databases import postgres_schema
 from tests.support.kafka import TopicFactory, TopicNames
 
@@ -87,3 +87,8 @@ def preferred_database_url(tmp_path: Path) -> Iterator[str]:
         return
     with postgres_schema(configured) as url:
         yield url
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The reliability scenarios' figures as one table (tests/support/reliability.py)."""
+    reliability.summary(terminalreporter)

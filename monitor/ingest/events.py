@@ -25,6 +25,9 @@ PAYLOAD_KEEP_BYTES: Final = 64 * 1024
 EPOCH_MS_THRESHOLD: Final = 1e11  # above: milliseconds, below: seconds
 MIN_EVENT_TIME_MS: Final = int(datetime(2000, 1, 1, tzinfo=UTC).timestamp() * 1000)
 DEFAULT_VERSION: Final = "default"
+FEATURE_NAMES_KEPT: Final = 100_000  # storable feature names remembered (hostile streams)
+NAME_MAX_CHARS: Final = 255  # what the database keeps of a model, version, id or feature name
+INT_MIN, INT_MAX = -(2**63), 2**64 - 1  # integers orjson reads as integers; the rest as floats
 
 
 class RawRecord(Protocol):
@@ -98,15 +101,27 @@ class _Reject(Exception):
 def decode_json(raw: bytes) -> Any:
     """orjson, falling back to the stdlib only for what orjson refuses (NaN, Infinity, bigints).
 
-    Raises ValueError ``not valid JSON: ...`` for anything neither accepts.
+    The fallback reads integers beyond 64 bits as floats (±inf past the double range), as
+    orjson reads them, so no number downstream overflows a float. Raises ValueError ``not
+    valid JSON: ...`` for anything neither accepts, and for escapes that leave unpaired
+    surrogates (text no database, log or orjson can encode).
     """
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as first:
         try:
-            return json.loads(raw.decode("utf-8"))
-        except (ValueError, RecursionError):
+            text = raw.decode("utf-8")
+            doc = json.loads(text, parse_int=_int_as_orjson_reads)
+            if "\\u" in text:
+                json.dumps(doc, ensure_ascii=False).encode("utf-8")  # unpaired surrogates?
+            return doc
+        except (ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
             raise ValueError(f"not valid JSON: {first}") from None
+
+
+def _int_as_orjson_reads(digits: str) -> int | float:
+    value = int(digits)
+    return value if INT_MIN <= value <= INT_MAX else float(digits)
 
 
 def parse_event_time(value: Any) -> int:
@@ -114,9 +129,10 @@ def parse_event_time(value: Any) -> int:
     if isinstance(value, bool):
         raise _Reject(f"unusable ts {value!r}: not a time")
     if isinstance(value, int | float):
-        if not math.isfinite(value):
+        ms = value if value > EPOCH_MS_THRESHOLD else value * 1000
+        if not math.isfinite(ms):
             raise _Reject(f"unusable ts {value!r}: not a finite number")
-        return int(value) if value > EPOCH_MS_THRESHOLD else int(value * 1000)
+        return int(ms)
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value)
@@ -129,12 +145,23 @@ def parse_event_time(value: Any) -> int:
 
 
 def _name(value: Any, what: str) -> str:
-    """A model/version/id value as text: strings and integers are names, nothing else is."""
-    if isinstance(value, str) and value:
+    """A model/version/id value as text: strings and integers are names, nothing else is.
+
+    A string must be storable as a name: not only blanks, at most ``NAME_MAX_CHARS``
+    characters, no NUL (PostgreSQL text cannot hold one).
+    """
+    if isinstance(value, str) and _storable(value) and value.strip():
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    raise _Reject(f"{what} must be a non-empty string or an integer, got {value!r:.64}")
+    raise _Reject(
+        f"{what} must be a non-blank string of at most {NAME_MAX_CHARS} characters without "
+        f"NUL, or an integer, got {value!r:.64}"
+    )
+
+
+def _storable(name: str) -> bool:
+    return len(name) <= NAME_MAX_CHARS and "\x00" not in name
 
 
 class EventParser:
@@ -146,9 +173,11 @@ class EventParser:
         self._model_of = compile_path(settings.ingest.fields.model)
         self._version_of = compile_path(settings.ingest.fields.version)
         self._getters: dict[str, FieldGetters] = {}
+        self._segment_keys: dict[str, list[str]] = {}
         self._configured = {m.name for m in settings.models}
         self._max_bytes = settings.ingest.max_event_bytes
         self._skew_ms = int(settings.ingest.max_clock_skew.total_seconds() * 1000)
+        self._feature_names: set[str] = set()  # checked storable, so the check runs once each
 
     def latest_usable_ms(self) -> int:
         """The newest event time accepted now; computed once per batch by callers."""
@@ -212,7 +241,7 @@ class EventParser:
                 prediction=_value(getters.prediction(doc)),
                 score=_value(getters.score(doc)),
                 scores=_value(getters.scores(doc)),
-                segment=_segment(getters.segment(doc)),
+                segment=self._slices(model, _segment(getters.segment(doc))),
                 partition=partition,
                 offset=record.offset,
             )
@@ -259,6 +288,17 @@ class EventParser:
             raise _Reject(f"unknown model '{model:.200}'")
         return model
 
+    def _slices(self, model: str, segment: dict[str, str]) -> dict[str, str]:
+        """``segment``, once the slices its configured keys make can be stored."""
+        keys = self._segment_keys.get(model)
+        if keys is None:
+            keys = self._segment_keys[model] = self._settings.model(model).segments
+        for key in keys:
+            value = segment.get(key)
+            if value is not None and not _storable(f"{key}={value}"):
+                raise _Reject(f"segment {key}={value!r:.64} is not storable (too long or NUL)")
+        return segment
+
     def _getters_for(self, model: str) -> FieldGetters:
         getters = self._getters.get(model)
         if getters is None:
@@ -280,12 +320,17 @@ class EventParser:
             raise _Reject("unusable ts: further ahead of the wall clock than max_clock_skew")
         return ts_ms
 
-    @staticmethod
-    def _features(value: Any) -> dict[str, Any]:
+    def _features(self, value: Any) -> dict[str, Any]:
         if value is MISSING or value is None:
             return {}
         if not isinstance(value, dict):
             raise _Reject(f"features must be an object, got {type(value).__name__}")
+        if not self._feature_names.issuperset(value):  # the usual case: names seen before
+            for name in value:
+                if not _storable(name):
+                    raise _Reject(f"feature name {name!r:.64} is not storable (too long or NUL)")
+            if len(self._feature_names) < FEATURE_NAMES_KEPT:
+                self._feature_names.update(value)
         return value
 
 

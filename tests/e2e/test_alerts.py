@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -159,48 +158,6 @@ def test_sigkill_with_undelivered_outbox_rows_delivers_them_after_restart(
     assert [t.headers["webhook-id"] for t in triggers] == [webhook_id]
     assert verify(SECRET, triggers[0].headers, triggers[0].body, int(time.time()))
     assert any(r.path.startswith("/chat") for r in after)
-
-
-@pytest.mark.parametrize(
-    ("point", "trigger_requests"),
-    [
-        ("after_outbox_insert", 1),  # the close rolled back: queued once after the restart
-        ("after_webhook_2xx_before_delivered", 2),  # the target saw it; the outbox did not
-    ],
-)
-def test_sigkill_at_an_alerting_fault_point_sends_each_alert_once_and_keeps_the_webhook_id(
-    tmp_path: Path,
-    kafka_bootstrap: str,
-    topic_factory: Any,
-    preferred_database_url: str,
-    reference_file: Path,
-    receiver: Receiver,
-    point: str,
-    trigger_requests: int,
-) -> None:
-    """Killed at an alerting fault point, then restarted: the firing and resolved messages
-    arrive once each, and the trigger is delivered under one webhook id, twice only when the
-    kill fell between the target's 2xx and the outbox marking it delivered."""
-    topics = topic_factory(1)
-    dep = deployment(
-        tmp_path, kafka_bootstrap, preferred_database_url, topics.predictions, topics.labels,
-        **alerting_config(receiver),
-    )  # fmt: skip
-    prepared(dep, reference_file, kafka_bootstrap, topics.predictions)
-    log = tmp_path / "faulted.log"
-    faulted = dep.start(
-        "run", "--exit-when-idle", "8s", "--flush", log=log, env={"MONITOR_FAULT": point}
-    )
-    assert wait(faulted, log, 120) == -signal.SIGKILL, log.read_text()[-3000:]
-    second = dep.start("run", "--exit-when-idle", "8s", "--flush", log=tmp_path / "second.log")
-    assert wait(second, tmp_path / "second.log", 120) == 0
-
-    chat = [r.json()["title"].split("]")[0] for r in receiver.requests("/chat")]
-    assert sorted(chat) == ["[FIRING critical", "[RESOLVED"], chat
-    triggers = receiver.requests("/retrain")
-    assert len(triggers) == trigger_requests
-    assert len({t.headers["webhook-id"] for t in triggers}) == 1
-    assert dep.query("SELECT state FROM outbox WHERE kind = 'trigger'") == [("delivered",)]
 
 
 def test_two_replicas_deliver_each_notification_and_trigger_once(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import signal
 import time
 from pathlib import Path
@@ -12,7 +11,7 @@ import orjson
 import pytest
 from kafka import KafkaConsumer
 
-from tests.support.daemon import Deployment, deployment, kill_when, wait_until
+from tests.support.daemon import Deployment, deployment, wait_until
 from tests.support.kafka import kafka_consumer_fast_options, produce
 from tests.support.streams import Stream, prediction_stream
 
@@ -60,26 +59,6 @@ def test_run_counts_every_valid_event_and_keeps_every_bad_one(
     assert status["dead_letters"] == len(stream.bad)
     assert {p["partition"] for p in status["partitions"]} == {0, 1, 2, 3}
     assert sum(p["offset"] for p in status["partitions"]) == len(stream.records)
-
-
-def test_sigkill_at_random_moments_loses_and_doubles_nothing(
-    loaded: tuple[Deployment, str], stream: Stream, tmp_path: Path
-) -> None:
-    """Three SIGKILLs mid-stream and restarts end with exactly the uninterrupted counts.
-
-    Each kill waits until the stored progress passed a random point of the stream, then
-    lands a random few milliseconds later: mid-batch, mid-checkpoint or between them.
-    """
-    dep, topic = loaded
-    rng = random.Random(20261123)
-    log = tmp_path / "run.log"
-    targets = sorted(rng.uniform(0.1, 0.7) * len(stream.records) for _ in range(3))
-    for target in targets:
-        kill_when(dep, lambda t=target: dep.stored_offsets() >= t, log, rng)
-        assert dep.stored_offsets() < len(stream.records), "killed too late to matter"
-    result = dep.run("run", "--exit-when-idle", "3s")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert_stored_exactly(dep, stream, topic)
 
 
 def test_two_processes_split_the_partitions(

@@ -52,13 +52,15 @@ def produce(
     topic: str,
     records: Iterable[tuple[int | None, bytes]],
     max_request_size: int = 4 * 1024 * 1024,
+    timestamp_ms: int | None = None,
 ) -> None:
     """Send raw values to ``topic``, each to its given partition (``None``: the partitioner).
 
     Blocks until everything is acknowledged by the broker (``acks="all"``) and raises if any
     record failed, so a test's expectations rest on records that are really there.
     ``max_request_size`` bounds one record's size (kafka-python's 1 MiB default would refuse
-    the multi-MiB records some tests send on purpose).
+    the multi-MiB records some tests send on purpose). ``timestamp_ms`` stamps every record
+    (default: the producer's clock), so a test knows the time of events without ``ts``.
     """
     producer: Any = KafkaProducer(
         bootstrap_servers=bootstrap,
@@ -74,7 +76,9 @@ def produce(
     futures: list[Any] = []
     try:
         for partition, value in records:
-            futures.append(producer.send(topic, value=value, partition=partition))
+            futures.append(
+                producer.send(topic, value=value, partition=partition, timestamp_ms=timestamp_ms)
+            )
         producer.flush()
     finally:
         producer.close()
