@@ -123,6 +123,7 @@ class RunLoop:
         self._every = settings.ingest.commit_every
         self._ledger = Ledger()
         self._unloaded: set[TP] = set()  # assigned, stored offset not yet read
+        self._sought: set[TP] = set()  # sought since the last poll, whose records predate it
         self._retry = _Retry()
         self.stop = threading.Event()
         self.consumed = 0
@@ -142,7 +143,9 @@ class RunLoop:
             while not self.stop.is_set():
                 batches = self._source.poll(POLL_TIMEOUT_MS, POLL_MAX_RECORDS)
                 health.polled(len(self._ledger.stored))
+                self._sought.clear()
                 self._follow_rebalances(batches)
+                self._follow_log_restarts(batches)
                 fresh = 0
                 began = self._monotonic()
                 for (topic, partition), records in batches.items():
@@ -180,25 +183,30 @@ class RunLoop:
         settled = not self._unloaded and not self._pipeline.pending and not self._ledger.moves()
         return settled and bool(self._ledger.stored) and quiet_for >= limit
 
-    def _checkpoint(self) -> bool:
-        """Store what is pending; False (and partitions paused) when the database failed."""
+    def _checkpoint(self, revoking: frozenset[TP] = frozenset()) -> bool:
+        """Store what is pending; False (and partitions paused) when the database failed.
+
+        ``revoking``: partitions being let go (a fence drops them instead of reloading them).
+        """
         pending = self._pipeline.take_pending()
         began = self._monotonic()
         try:
             stored = self._checkpointer.commit(pending, self._ledger, self._pipeline.windows)
         except FencedError as exc:
             log.warning("checkpoint fenced, re-reading stored offsets: %s", exc)
-            self._reset_to_stored()
+            self._reset_to_stored(revoking)
             return True
         except (StoreError, IngestError) as exc:
             self._pipeline.restore_pending(pending)
             delay = self._retry.failed(self._monotonic())
-            log.warning("checkpoint failed, partitions paused, retry in %.1f s: %s", delay, exc)
             self._source.pause(self._source.assignment())
+            self._services.health.store_failure = str(exc)
+            log.warning("checkpoint failed, partitions paused, retry in %.1f s: %s", delay, exc)
             return False
         if self._retry.failures:
             log.info("database reachable again after %d failed checkpoints", self._retry.failures)
             self._retry = _Retry()
+            self._services.health.store_failure = None
             self._source.resume_all()
             self._last_activity = self._monotonic()  # paused is not idle: records may wait
         took = self._monotonic() - began
@@ -235,9 +243,13 @@ class RunLoop:
         if closed and self._services.relay is not None:
             self._services.relay.wake()
 
-    def _reset_to_stored(self) -> None:
-        """Drop everything not stored and go back to the stored state of every partition."""
+    def _reset_to_stored(self, dropped: frozenset[TP] = frozenset()) -> None:
+        """Drop everything not stored and go back to the stored state of every partition
+        still owned; ``dropped`` ones are let go (kafka-python may have reassigned them: a
+        seek there would raise)."""
         self._pipeline.discard_pending()
+        self._ledger.forget(dropped)
+        self._unloaded -= dropped
         self._ledger.rewind()
         self._load_assigned(set(self._ledger.stored))
 
@@ -246,12 +258,12 @@ class RunLoop:
         for change in self._source.rebalances():
             if change.revoked:
                 fault("during_rebalance")
-                if (self._pipeline.pending or self._ledger.moves()) and not self._checkpoint():
-                    self._ledger.forget(change.revoked)  # no longer ours to store
-                    self._reset_to_stored()
+                self._unloaded -= change.revoked
+                busy = self._pipeline.pending or self._ledger.moves()
+                if busy and not self._checkpoint(change.revoked):
+                    self._reset_to_stored(change.revoked)  # no longer ours to store
                 self._ledger.forget(change.revoked)
                 self._pipeline.windows.forget(change.revoked)
-                self._unloaded -= change.revoked
             # A partition already owned was met in a poll before its callback ran: keep it.
             newly = {tp for tp in change.assigned if not self._ledger.owns(tp)}
             if newly:
@@ -259,13 +271,38 @@ class RunLoop:
         unknown = {tp for tp in batches if not self._ledger.owns(tp)} - self._unloaded
         if unknown:
             self._load_assigned(unknown)
+        # Records of a partition sought just now were fetched before the seek: the next poll
+        # brings them again from the stored offset, so every record used follows our seek.
         for tp in list(batches):
-            if not self._ledger.owns(tp) or tp in self._unloaded or tp in unknown:
+            if not self._ledger.owns(tp) or tp in self._unloaded or tp in self._sought:
                 del batches[tp]
+
+    def _follow_log_restarts(self, batches: dict[TP, list[RawRecord]]) -> None:
+        """Partitions whose broker log no longer reaches their position: it lost its data.
+
+        A broker that came back without its data (DESIGN.md §4) shows in one of two ways: a
+        Kafka broker answers "offset out of range" and the consumer resets to the new log,
+        whose records then start below the position; a broker that answers with an empty
+        fetch instead (Tansu) reports a log end below it. Either way: say so, record it for
+        ``status`` with the next checkpoint, and consume the new log from its start.
+        """
+        marks = self._source.highwaters()
+        for tp, position in list(self._ledger.position.items()):
+            records = batches.get(tp)
+            if records and records[0].offset < position.offset:
+                self._ledger.restarted(tp, records[0].offset)
+                _log_restart(tp, position.offset, f"the consumer reset to {records[0].offset}")
+            elif tp in marks and marks[tp] < position.offset:
+                self._ledger.restarted(tp, 0)
+                self._source.seek({tp: None})
+                batches.pop(tp, None)
+                _log_restart(tp, position.offset, f"the log ends at {marks[tp]}")
 
     def _load_assigned(self, tps: set[TP]) -> None:
         """Seek newly owned partitions to their stored offsets (paused while unreadable)."""
         tps |= self._unloaded
+        if not tps:
+            return
         windows = self._pipeline.windows
         try:
             stored = self._checkpointer.load({topic for topic, _ in tps})
@@ -275,12 +312,14 @@ class RunLoop:
             self._unloaded = tps
             self._source.pause(tps)
             delay = self._retry.failed(self._monotonic())
+            self._services.health.store_failure = str(exc)
             log.warning("cannot read stored offsets, retry in %.1f s: %s", delay, exc)
             return
         for tp in tps:
             self._ledger.start(tp, stored.get(tp))
         positions = {tp: self._ledger.stored_offsets()[tp] for tp in tps}
         self._source.seek(positions)
+        self._sought |= positions.keys()
         self._last_activity = self._monotonic()
         if self._unloaded:
             self._unloaded = set()
@@ -303,6 +342,16 @@ class RunLoop:
             return None
         elapsed = self.last_record_at - self.first_record_at
         return self.consumed / elapsed if elapsed > 0 else None
+
+
+def _log_restart(tp: TP, expected: int, found: str) -> None:
+    topic, partition = tp
+    log.warning(
+        "%s[%d]: offset %d is beyond the broker's log (%s): did the broker lose its data? "
+        "Consuming the new log from its start",
+        topic, partition, expected, found,
+        extra={"topic": topic, "partition": partition, "offset": expected},
+    )  # fmt: skip
 
 
 def _describe(positions: dict[TP, int | None]) -> str:

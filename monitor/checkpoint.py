@@ -51,14 +51,20 @@ class PendingEffects:
 
 @dataclass(slots=True)
 class Ledger:
-    """Per partition: the stored position (None: nothing stored) and the consumed one."""
+    """Per partition: the stored position (None: nothing stored) and the consumed one.
+
+    ``resets`` holds, until stored, the offset each partition expected when its broker log
+    turned out to have restarted below it (see ``restarted``).
+    """
 
     stored: dict[TopicPartition, Position | None] = field(default_factory=dict)
     position: dict[TopicPartition, Position] = field(default_factory=dict)
+    resets: dict[TopicPartition, int] = field(default_factory=dict)
 
     def start(self, tp: TopicPartition, stored: Position | None) -> None:
         """Own ``tp`` from its stored position on; nothing of it is pending."""
         self.stored[tp] = stored
+        self.resets.pop(tp, None)
         if stored is None:
             self.position.pop(tp, None)
         else:
@@ -68,6 +74,7 @@ class Ledger:
         for tp in tps:
             self.stored.pop(tp, None)
             self.position.pop(tp, None)
+            self.resets.pop(tp, None)
 
     def owns(self, tp: TopicPartition) -> bool:
         return tp in self.stored
@@ -76,6 +83,22 @@ class Ledger:
         """False for a record already consumed (redelivered after a seek)."""
         current = self.position.get(tp)
         return current is None or offset >= current.offset
+
+    def restarted(self, tp: TopicPartition, first_offset: int) -> int | None:
+        """Follow a broker log that restarted below ``tp``'s position; the offset expected.
+
+        The consumer never returns a record below the offset it was sought to, unless the
+        broker answered "out of range" and the consumer reset to the new log (DESIGN.md §4:
+        a broker that came back without its data). The run loop calls this with the first
+        record of a poll for partitions sought before that poll; None: no restart. The
+        partition's watermark stays: what the new log delivers below it is late.
+        """
+        current = self.position.get(tp)
+        if current is None or first_offset >= current.offset:
+            return None
+        self.resets.setdefault(tp, current.offset)
+        self.position[tp] = Position(first_offset, current.max_event_ms)
+        return current.offset
 
     def max_event_ms(self, tp: TopicPartition) -> int | None:
         """The newest event time ``tp`` has delivered so far (stored or since)."""
@@ -161,7 +184,7 @@ class Checkpointer:
             pending.rejected_published = len(pending.rejected)
         now = self._clock()
         with transaction(self._engine, write=True) as conn:
-            repository.advance_offsets(conn, self._group_id, moves, now)
+            repository.advance_offsets(conn, self._group_id, moves, now, ledger.resets)
             closed = _save_windows(conn, unsaved, now)
             counts = WindowCounts().merge(pending.counts).merge(_late_after_close(closed))
             if self._joiner is not None and (pending or moves):
@@ -177,6 +200,7 @@ class Checkpointer:
                 stored_windows.save_detectors(conn, self._group_id, sorted(snapshots), now)
         for tp, (_, new) in moves.items():
             ledger.stored[tp] = new
+            ledger.resets.pop(tp, None)
         _log_rejections(pending.rejected)
         if self._warmup is not None:
             self._warmup.publish(built)

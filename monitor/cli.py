@@ -424,4 +424,11 @@ def _print_status(report: dict[str, Any]) -> None:
         lag = "?" if p["lag"] is None else str(p["lag"])
         partitions.add_row(p["topic"], str(p["partition"]), str(p["offset"]), lag)
     console.print(partitions)
+    for p in report["partitions"]:
+        if p["log_reset"] is not None:
+            reset = p["log_reset"]
+            console.print(
+                f"{p['topic']}[{p['partition']}]: the broker's log restarted below offset "
+                f"{reset['expected_offset']} at {reset['at']} (did it lose its data?)"
+            )
     console.print(f"dead letters: {report['dead_letters']}")

@@ -3,7 +3,8 @@
 The run loop stamps `LoopHealth` as it goes (its thread writes, the server's thread reads
 plain values). Alive: the loop polled within ``max_poll_interval`` (a stuck loop would be
 evicted from the group anyway). Ready: partitions assigned, the database answers, and its
-schema is the one this version needs.
+schema is the one this version needs, and the loop's checkpoints are not failing (a reason
+the loop records: a SQLite file another process keeps locked still answers a probe's read).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class LoopHealth:
     started_at: float = field(default_factory=time.monotonic)
     last_poll_at: float | None = None
     assigned: int = 0
+    store_failure: str | None = None  # why checkpoints fail (partitions paused), None: they work
 
     def polled(self, assigned: int) -> None:
         self.last_poll_at = self.monotonic()
@@ -56,6 +58,9 @@ def readiness(health: LoopHealth, engine: Engine) -> tuple[bool, dict[str, Any]]
         head = db.head_revision()
         if current != head:
             reasons.append(f"database schema at {current or 'empty'}, {head} needed")
+    failure = health.store_failure
+    if failure is not None:
+        reasons.append(f"checkpoints failing, partitions paused: {failure}")
     if reasons:
         return False, {"status": "not ready", "reasons": reasons}
     return True, {"status": "ready", "partitions": health.assigned}

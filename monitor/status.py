@@ -1,7 +1,8 @@
 """`monitor status`: what the database knows per model, plus consumer lag when Kafka answers.
 
 The JSON shape is DESIGN.md §7's. Lag is display only: stored next offset against the
-broker's log end, omitted (null) when the broker cannot be reached.
+broker's log end, omitted (null) when the broker cannot be reached. ``log_reset`` says when a
+partition's broker log was last found restarted below the offset expected (else null).
 """
 
 from __future__ import annotations
@@ -50,11 +51,9 @@ def status_report(settings: Settings, engine: Engine, *, with_lag: bool = True) 
         open_now = Counter((m, v) for (m, v, _), _ in stored_windows.open_windows(conn))
         drift = {(t.model, t.version): _top_drift(conn, t.model, t.version) for t in totals}
         performance = {(t.model, t.version): _performance(conn, t.model, t.version) for t in totals}
-        offsets = repository.load_offsets(
-            conn,
-            settings.kafka.group_id,
-            [settings.kafka.predictions_topic, settings.kafka.labels_topic],
-        )
+        topics = [settings.kafka.predictions_topic, settings.kafka.labels_topic]
+        offsets = repository.load_offsets(conn, settings.kafka.group_id, topics)
+        resets = repository.load_resets(conn, settings.kafka.group_id, topics)
     ends: dict[tuple[str, int], int] = {}
     if with_lag and offsets:
         try:
@@ -91,10 +90,18 @@ def status_report(settings: Settings, engine: Engine, *, with_lag: bool = True) 
             "lag": max(0, ends[(topic, partition)] - offset)
             if (topic, partition) in ends
             else None,
+            "log_reset": _log_reset(resets.get((topic, partition))),
         }
         for (topic, partition), offset in sorted(offsets.items())
     ]
     return {"models": models, "dead_letters": dead_total, "partitions": partitions}
+
+
+def _log_reset(reset: repository.OffsetReset | None) -> dict[str, Any] | None:
+    """The last time the partition's broker log restarted below the offset expected."""
+    if reset is None:
+        return None
+    return {"expected_offset": reset.expected, "at": iso(reset.at)}
 
 
 def metric_rows(

@@ -225,10 +225,30 @@ class EmbeddedBroker:
         self.start_seconds = time.monotonic() - began
         return self
 
-    def _launch(self, binary: str, began: float) -> None:
-        """One start attempt on a freshly chosen port; stops the process again on failure."""
+    def restart(self) -> Self:
+        """Stop and start again on the same port, empty: storage is in memory, so to its
+        clients this is a broker that came back without its data (topics, records, groups)."""
+        port = self.port
+        self.stop()
+        binary = self._binary or _resolve_binary()
+        began = time.monotonic()
+        for attempt in range(1, _PORT_ATTEMPTS + 1):
+            try:
+                self._launch(binary, began, port)
+            except _PortTaken:
+                if attempt == _PORT_ATTEMPTS:
+                    raise
+                time.sleep(0.5)  # the old process's socket may linger a moment
+                continue
+            break
+        self.start_seconds = time.monotonic() - began
+        return self
+
+    def _launch(self, binary: str, began: float, port: int | None = None) -> None:
+        """One start attempt on ``port`` (default: a freshly chosen one); stops the process
+        again on failure."""
         self._workdir = Path(tempfile.mkdtemp(prefix="monitor-tansu-", dir=self._tmp_dir))
-        self._port = _free_loopback_port()
+        self._port = port or _free_loopback_port()
         url = f"tcp://127.0.0.1:{self._port}"
         argv = [
             binary,

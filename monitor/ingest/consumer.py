@@ -101,7 +101,11 @@ class KafkaSource:
         return set(self._consumer.partitions_for_topic(topic) or ())
 
     def highwaters(self) -> dict[TP, int]:
-        """Each assigned partition's high watermark as the last fetch saw it (no request)."""
+        """Each assigned partition's high watermark as the last fetch saw it (no request).
+
+        Unlike ``end_offsets()``, this is exact on the test broker: the log end a fetch at
+        the partition's current position reported (kafka-python ignores other fetches).
+        """
         found = {}
         for tp in self._consumer.assignment():
             mark = self._consumer.highwater(tp)
@@ -113,13 +117,20 @@ class KafkaSource:
         return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
 
     def seek(self, positions: Mapping[TP, int | None]) -> None:
-        """Move each partition to its stored offset, or to the log start when none is stored."""
+        """Move each partition to its stored offset, or to the log start when none is stored.
+
+        The high watermark kafka-python keeps came from a fetch at the old position; it is
+        forgotten, so that ``highwaters()`` only reports fetches at or after the new one.
+        """
+        assigned = self._consumer._subscription.assignment  # no public way to forget it
         for (topic, partition), offset in positions.items():
             tp = TopicPartition(topic, partition)
             if offset is None:
                 self._consumer.seek_to_beginning(tp)
             else:
                 self._consumer.seek(tp, offset)
+            if tp in assigned:
+                assigned[tp].highwater = None
 
     def pause(self, tps: Iterable[TP]) -> None:
         self._consumer.pause(*[TopicPartition(t, p) for t, p in tps])

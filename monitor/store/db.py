@@ -25,7 +25,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from monitor.errors import SchemaOutdatedError, StoreError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-SQLITE_BUSY_TIMEOUT_S = 60.0
+# How long SQLite waits for another writer's lock before failing. Writers hold it for a
+# checkpoint (well under a second); a lock held longer is an outage, which the run loop
+# rides out by pausing its partitions and retrying, polling meanwhile, rather than blocking.
+SQLITE_BUSY_TIMEOUT_S = 5.0
 
 
 def create_db_engine(url: str) -> Engine:

@@ -74,20 +74,52 @@ def load_offsets(
     }
 
 
+@dataclass(frozen=True, slots=True)
+class OffsetReset:
+    """The last time a partition's broker log restarted below the offset expected."""
+
+    expected: int
+    at: datetime
+
+
+def load_resets(
+    conn: Connection, group_id: str, topics: Iterable[str] | None = None
+) -> dict[TopicPartition, OffsetReset]:
+    """Partitions of ``group_id`` whose broker log was once found restarted (DESIGN.md §4)."""
+    query = select(_OFFSETS).where(
+        _OFFSETS.c.group_id == group_id, _OFFSETS.c.reset_from.is_not(None)
+    )
+    if topics is not None:
+        query = query.where(_OFFSETS.c.topic.in_(list(topics)))
+    return {
+        (row.topic, row.partition): OffsetReset(row.reset_from, row.reset_at)
+        for row in conn.execute(query)
+    }
+
+
 def advance_offsets(
     conn: Connection,
     group_id: str,
     moves: Mapping[TopicPartition, tuple[int | None, Position]],
     now: datetime,
+    resets: Mapping[TopicPartition, int] | None = None,
 ) -> None:
     """Compare-and-set each partition from its expected offset to its new position.
 
     ``moves`` maps a partition to (offset this process last saw stored, or None when none
     was, new position). Any mismatch means another member moved the partition meanwhile:
-    FencedError, and the caller's transaction rolls back.
+    FencedError, and the caller's transaction rolls back. ``resets`` names the partitions
+    whose broker log restarted below the offset expected (that offset, recorded with ``now``).
     """
+    resets = resets or {}
     for (topic, partition), (expected, new) in sorted(moves.items()):
-        values = {"next_offset": new.offset, "max_event_ms": new.max_event_ms, "updated_at": now}
+        values: dict[str, Any] = {
+            "next_offset": new.offset,
+            "max_event_ms": new.max_event_ms,
+            "updated_at": now,
+        }
+        if (topic, partition) in resets:
+            values.update(reset_from=resets[(topic, partition)], reset_at=now)
         if expected is None:
             statement = (
                 dialect_insert(conn, _OFFSETS)

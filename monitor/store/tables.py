@@ -64,6 +64,10 @@ class ConsumerOffset(Base):
     next_offset: Mapped[int] = mapped_column(BigInteger)
     max_event_ms: Mapped[int | None] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The last time the broker's log restarted below the stored offset (a broker that came
+    # back without its data): the offset expected then, and when it was noticed.
+    reset_from: Mapped[int | None] = mapped_column(BigInteger)
+    reset_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class DeadLetter(Base):

@@ -4,7 +4,9 @@ Stopping PostgreSQL (or Kafka) to simulate an outage would break every other tes
 server, and firewall rules need root. Putting this proxy between the daemon and the server
 makes the outage private to one test: ``cut()`` drops every open connection and turns new
 ones away at once (connection refused/reset, not a hang, so the client sees a failure within
-milliseconds instead of waiting out a timeout), ``restore()`` forwards again.
+milliseconds instead of waiting out a timeout), ``restore()`` forwards again. ``hold()`` is the
+other kind of outage: connections stay open but no byte moves either way (a client waits, as
+on a stalled server) until ``release()`` delivers what was sent meanwhile.
 
 Standard library only: a thread accepts, one thread per connection forwards both directions.
 """
@@ -65,6 +67,8 @@ class TcpProxy:
         self._links: set[_Link] = set()
         self._cut = False
         self._stopped = threading.Event()
+        self._flowing = threading.Event()
+        self._flowing.set()
         self.accepted = 0  # connections forwarded
         self.refused = 0  # connections turned away while cut
         self._acceptor = threading.Thread(
@@ -92,9 +96,19 @@ class TcpProxy:
         with self._lock:
             self._cut = False
 
+    def hold(self) -> None:
+        """Stop moving bytes, both ways, on every connection (new ones are accepted and held
+        too): a client's request waits, unanswered, until ``release()``."""
+        self._flowing.clear()
+
+    def release(self) -> None:
+        """Move bytes again; what was sent during the hold is delivered, in order."""
+        self._flowing.set()
+
     def stop(self) -> None:
         """Stop accepting, drop every connection and release the port; idempotent."""
         self._stopped.set()
+        self._flowing.set()
         with self._lock:
             self._cut = True
             links = list(self._links)
@@ -175,6 +189,8 @@ class TcpProxy:
                 selector.register(link.client, selectors.EVENT_READ, (link.client, link.upstream))
                 selector.register(link.upstream, selectors.EVENT_READ, (link.upstream, link.client))
                 while not self._stopped.is_set():
+                    if not self._flowing.wait(WAKE_S):
+                        continue  # held: the bytes wait in the kernel's socket buffers
                     for key, _ in selector.select(WAKE_S):
                         source, sink = key.data
                         data = source.recv(CHUNK_BYTES)
