@@ -147,6 +147,7 @@ class EventParser:
         self._version_of = compile_path(settings.ingest.fields.version)
         self._getters: dict[str, FieldGetters] = {}
         self._configured = {m.name for m in settings.models}
+        self._reject_unknown = settings.ingest.unknown_models == "reject"
         self._max_bytes = settings.ingest.max_event_bytes
         self._skew_ms = int(settings.ingest.max_clock_skew.total_seconds() * 1000)
 
@@ -191,30 +192,49 @@ class EventParser:
     def _event(
         self, doc: dict[str, Any], record: RawRecord, kind: Kind, partition: int, latest_ms: int
     ) -> Event:
+        # The hot path of the daemon: each field takes its common shape (a string name, epoch
+        # milliseconds, a features object) in one type check, and only other shapes go
+        # through the general readers. Both paths decide alike.
         model = self._model(doc)
         version: str | None = None
         try:
             version_value = self._version_of(doc)
-            if version_value is not MISSING and version_value is not None:
+            if type(version_value) is str and version_value:
+                version = version_value
+            elif version_value is not MISSING and version_value is not None:
                 version = _name(version_value, "version")
-            getters = self._getters_for(model)
-            ts_ms = self._event_time(getters.ts(doc), record.timestamp, latest_ms)
-            id_value = getters.id(doc)
-            event_id = None if id_value is MISSING or id_value is None else _name(id_value, "id")
+            getters = self._getters.get(model) or self._getters_for(model)
+            if kind == "labels":
+                ts_value, id_value = getters.ts(doc), getters.id(doc)
+            else:
+                fields = getters.prediction_fields(doc)
+                ts_value, id_value, features, prediction, score, scores, segment = fields
+            if type(ts_value) is int and MIN_EVENT_TIME_MS <= ts_value <= latest_ms:
+                ts_ms = ts_value  # epoch milliseconds: MIN_EVENT_TIME_MS > EPOCH_MS_THRESHOLD
+            else:
+                ts_ms = self._event_time(ts_value, record.timestamp, latest_ms)
+            if type(id_value) is str and id_value:
+                event_id: str | None = id_value
+            else:
+                event_id = (
+                    None if id_value is MISSING or id_value is None else _name(id_value, "id")
+                )
             if kind == "labels":
                 return self._label(doc, getters, model, version, ts_ms, event_id, record, partition)
+            if type(features) is not dict:
+                features = self._features(features)
             return PredictionEvent(
-                model=model,
-                version=version or DEFAULT_VERSION,
-                ts_ms=ts_ms,
-                id=event_id,
-                features=self._features(getters.features(doc)),
-                prediction=_value(getters.prediction(doc)),
-                score=_value(getters.score(doc)),
-                scores=_value(getters.scores(doc)),
-                segment=_segment(getters.segment(doc)),
-                partition=partition,
-                offset=record.offset,
+                model,
+                version or DEFAULT_VERSION,
+                ts_ms,
+                event_id,
+                features,
+                None if prediction is MISSING else prediction,
+                None if score is MISSING else score,
+                None if scores is MISSING else scores,
+                _segment(segment),
+                partition,
+                record.offset,
             )
         except _Reject as rejected:
             rejected.model, rejected.version = model, version or DEFAULT_VERSION
@@ -254,8 +274,8 @@ class EventParser:
             if default is None:
                 raise _Reject(f"missing model field '{self._settings.ingest.fields.model}'")
             return default
-        model = _name(value, "model")
-        if self._settings.ingest.unknown_models == "reject" and model not in self._configured:
+        model = value if type(value) is str and value else _name(value, "model")
+        if self._reject_unknown and model not in self._configured:
             raise _Reject(f"unknown model '{model:.200}'")
         return model
 
@@ -296,6 +316,8 @@ def _value(value: Any) -> Any:
 def _segment(value: Any) -> dict[str, str]:
     if value is MISSING or value is None:
         return {}
+    if type(value) is dict and all(type(v) is str for v in value.values()):
+        return value  # JSON object keys are strings already
     if not isinstance(value, dict):
         raise _Reject(f"segment must be an object, got {type(value).__name__}")
     return {str(k): str(v) for k, v in value.items()}
