@@ -54,7 +54,7 @@ class Pipeline:
         self.windows = windows
         self._warmup = warmup
         self._warmup_models = warmup.models if warmup is not None else frozenset()
-        self._rules: dict[str, ModelRouting] = {}
+        self._routing: dict[str, ModelRouting] = {}
         self.pending = PendingEffects()
 
     def ingest(
@@ -86,20 +86,20 @@ class Pipeline:
                 rejected.append(event)
                 continue
             model = event.model
-            rules = self._rules.get(model) or self._rules_for(model)
-            start = event.ts_ms - event.ts_ms % rules.size_ms
+            routing = self._routing.get(model) or self._routing_for(model)
+            start = event.ts_ms - event.ts_ms % routing.size_ms
             if isinstance(event, LabelEvent):  # labels do not move watermarks
-                labels[(model, event.version or "default", start, start + rules.size_ms)] += 1
+                labels[(model, event.version or "default", start, start + routing.size_ms)] += 1
                 joining.labels.append((tp, event))
                 continue
-            key = (model, event.version, start, start + rules.size_ms)
+            key = (model, event.version, start, start + routing.size_ms)
             if event.id is not None:  # late or not, it may get a label: its window keeps it
-                waiting = pending_prediction(event, (start, key[3]), rules.segments)
+                waiting = pending_prediction(event, (start, key[3]), routing.segments)
                 if waiting is not None:
                     joining.predictions.append((tp, waiting))
             # Late: below this partition's own watermark at arrival (DESIGN.md §4), so a
             # replay of the partition decides exactly as the first run did.
-            if max_ms is not None and event.ts_ms < max_ms - rules.lateness_ms:
+            if max_ms is not None and event.ts_ms < max_ms - routing.lateness_ms:
                 late[key] += 1
                 continue
             window = by_window.get(key)
@@ -107,7 +107,7 @@ class Pipeline:
                 by_window[key] = [event]
             else:
                 window.append(event)
-            if rules.warming:
+            if routing.warming:
                 warmup_candidates.append(event)
             score = event.score
             if (type(score) is float or type(score) is int) and math.isfinite(score):
@@ -167,14 +167,14 @@ class Pipeline:
         self.windows.clear()
 
     def lateness_ms(self, model: str) -> int:
-        return (self._rules.get(model) or self._rules_for(model)).lateness_ms
+        return (self._routing.get(model) or self._routing_for(model)).lateness_ms
 
-    def _rules_for(self, model: str) -> ModelRouting:
+    def _routing_for(self, model: str) -> ModelRouting:
         config = self._settings.model(model)
-        rules = self._rules[model] = ModelRouting(
+        routing = self._routing[model] = ModelRouting(
             duration_ms(config.window),
             duration_ms(config.allowed_lateness),
             config.segments,
             model in self._warmup_models,
         )
-        return rules
+        return routing
