@@ -21,12 +21,34 @@ from __future__ import annotations
 
 import math
 import struct
+import sys
 import zlib
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from river import drift
+
+
+def _import_river_drift() -> Any:
+    """``river.drift``, without the scikit-learn import it triggers when sklearn is installed.
+
+    The package imports ``river.stream``, which imports scikit-learn (when present) for a
+    dataset helper nothing here uses: 1-2 s added to every start of the daemon. sklearn is
+    hidden for this one import (river catches the ImportError) and visible again after.
+    """
+    hidden = "sklearn" not in sys.modules
+    if hidden:
+        sys.modules["sklearn"] = None  # type: ignore[assignment]
+    try:
+        from river import drift
+
+        return drift
+    finally:
+        if hidden:
+            del sys.modules["sklearn"]
+
+
+drift = _import_river_drift()
 
 # river's detectors are unannotated; typed as Any so mypy --strict accepts the calls.
 _ADWIN: Any = drift.ADWIN
