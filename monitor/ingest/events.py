@@ -25,6 +25,9 @@ PAYLOAD_KEEP_BYTES: Final = 64 * 1024
 EPOCH_MS_THRESHOLD: Final = 1e11  # above: milliseconds, below: seconds
 MIN_EVENT_TIME_MS: Final = int(datetime(2000, 1, 1, tzinfo=UTC).timestamp() * 1000)
 DEFAULT_VERSION: Final = "default"
+FEATURE_NAMES_KEPT: Final = 100_000  # storable feature names remembered (hostile streams)
+NAME_MAX_CHARS: Final = 255  # what the database keeps of a model, version, id or feature name
+INT_MIN, INT_MAX = -(2**63), 2**64 - 1  # integers orjson reads as integers; the rest as floats
 
 
 class RawRecord(Protocol):
@@ -98,15 +101,27 @@ class _Reject(Exception):
 def decode_json(raw: bytes) -> Any:
     """orjson, falling back to the stdlib only for what orjson refuses (NaN, Infinity, bigints).
 
-    Raises ValueError ``not valid JSON: ...`` for anything neither accepts.
+    The fallback reads integers beyond 64 bits as floats (±inf past the double range), as
+    orjson reads them, so no number downstream overflows a float. Raises ValueError ``not
+    valid JSON: ...`` for anything neither accepts, and for escapes that leave unpaired
+    surrogates (text no database, log or orjson can encode).
     """
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as first:
         try:
-            return json.loads(raw.decode("utf-8"))
-        except (ValueError, RecursionError):
+            text = raw.decode("utf-8")
+            doc = json.loads(text, parse_int=_int_as_orjson_reads)
+            if "\\u" in text:
+                json.dumps(doc, ensure_ascii=False).encode("utf-8")  # unpaired surrogates?
+            return doc
+        except (ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
             raise ValueError(f"not valid JSON: {first}") from None
+
+
+def _int_as_orjson_reads(digits: str) -> int | float:
+    value = int(digits)
+    return value if INT_MIN <= value <= INT_MAX else float(digits)
 
 
 def parse_event_time(value: Any) -> int:
@@ -114,9 +129,10 @@ def parse_event_time(value: Any) -> int:
     if isinstance(value, bool):
         raise _Reject(f"unusable ts {value!r}: not a time")
     if isinstance(value, int | float):
-        if not math.isfinite(value):
+        ms = value if value > EPOCH_MS_THRESHOLD else value * 1000
+        if not math.isfinite(ms):
             raise _Reject(f"unusable ts {value!r}: not a finite number")
-        return int(value) if value > EPOCH_MS_THRESHOLD else int(value * 1000)
+        return int(ms)
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value)
@@ -129,12 +145,23 @@ def parse_event_time(value: Any) -> int:
 
 
 def _name(value: Any, what: str) -> str:
-    """A model/version/id value as text: strings and integers are names, nothing else is."""
-    if isinstance(value, str) and value:
+    """A model/version/id value as text: strings and integers are names, nothing else is.
+
+    A string must be storable as a name: not only blanks, at most ``NAME_MAX_CHARS``
+    characters, no NUL (PostgreSQL text cannot hold one).
+    """
+    if isinstance(value, str) and _storable(value) and value.strip():
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    raise _Reject(f"{what} must be a non-empty string or an integer, got {value!r:.64}")
+    raise _Reject(
+        f"{what} must be a non-blank string of at most {NAME_MAX_CHARS} characters without "
+        f"NUL, or an integer, got {value!r:.64}"
+    )
+
+
+def _storable(name: str) -> bool:
+    return len(name) <= NAME_MAX_CHARS and "\x00" not in name
 
 
 class EventParser:
@@ -146,10 +173,13 @@ class EventParser:
         self._model_of = compile_path(settings.ingest.fields.model)
         self._version_of = compile_path(settings.ingest.fields.version)
         self._getters: dict[str, FieldGetters] = {}
+        self._segment_keys: dict[str, list[str]] = {}
         self._configured = {m.name for m in settings.models}
-        self._reject_unknown = settings.ingest.unknown_models == "reject"
         self._max_bytes = settings.ingest.max_event_bytes
         self._skew_ms = int(settings.ingest.max_clock_skew.total_seconds() * 1000)
+        self._feature_names: set[str] = set()  # checked storable, so the check runs once each
+        self._names: set[str] = set()  # model and version names checked storable
+        self._reject_unknown = settings.ingest.unknown_models == "reject"
 
     def latest_usable_ms(self) -> int:
         """The newest event time accepted now; computed once per batch by callers."""
@@ -192,17 +222,17 @@ class EventParser:
     def _event(
         self, doc: dict[str, Any], record: RawRecord, kind: Kind, partition: int, latest_ms: int
     ) -> Event:
-        # The hot path of the daemon: each field takes its common shape (a string name, epoch
-        # milliseconds, a features object) in one type check, and only other shapes go
+        # The hot path of the daemon: each field takes its common shape (a name seen before,
+        # epoch milliseconds, a features object) in one check, and only other shapes go
         # through the general readers. Both paths decide alike.
         model = self._model(doc)
         version: str | None = None
         try:
             version_value = self._version_of(doc)
-            if type(version_value) is str and version_value:
+            if type(version_value) is str and version_value in self._names:
                 version = version_value
             elif version_value is not MISSING and version_value is not None:
-                version = _name(version_value, "version")
+                version = self._remember(_name(version_value, "version"))
             getters = self._getters.get(model) or self._getters_for(model)
             if kind == "labels":
                 ts_value, id_value = getters.ts(doc), getters.id(doc)
@@ -213,15 +243,10 @@ class EventParser:
                 ts_ms = ts_value  # epoch milliseconds: MIN_EVENT_TIME_MS > EPOCH_MS_THRESHOLD
             else:
                 ts_ms = self._event_time(ts_value, record.timestamp, latest_ms)
-            if type(id_value) is str and id_value:
-                event_id: str | None = id_value
-            else:
-                event_id = (
-                    None if id_value is MISSING or id_value is None else _name(id_value, "id")
-                )
+            event_id = None if id_value is MISSING or id_value is None else _name(id_value, "id")
             if kind == "labels":
                 return self._label(doc, getters, model, version, ts_ms, event_id, record, partition)
-            if type(features) is not dict:
+            if type(features) is not dict or not self._feature_names.issuperset(features):
                 features = self._features(features)
             return PredictionEvent(
                 model,
@@ -232,7 +257,7 @@ class EventParser:
                 None if prediction is MISSING else prediction,
                 None if score is MISSING else score,
                 None if scores is MISSING else scores,
-                _segment(segment),
+                self._slices(model, _segment(segment)),
                 partition,
                 record.offset,
             )
@@ -274,10 +299,30 @@ class EventParser:
             if default is None:
                 raise _Reject(f"missing model field '{self._settings.ingest.fields.model}'")
             return default
-        model = value if type(value) is str and value else _name(value, "model")
+        if type(value) is str and value in self._names:
+            model = value
+        else:
+            model = self._remember(_name(value, "model"))
         if self._reject_unknown and model not in self._configured:
             raise _Reject(f"unknown model '{model:.200}'")
         return model
+
+    def _remember(self, name: str) -> str:
+        """A model or version name found storable: the next event with it skips the check."""
+        if len(self._names) < FEATURE_NAMES_KEPT:
+            self._names.add(name)
+        return name
+
+    def _slices(self, model: str, segment: dict[str, str]) -> dict[str, str]:
+        """``segment``, once the slices its configured keys make can be stored."""
+        keys = self._segment_keys.get(model)
+        if keys is None:
+            keys = self._segment_keys[model] = self._settings.model(model).segments
+        for key in keys:
+            value = segment.get(key)
+            if value is not None and not _storable(f"{key}={value}"):
+                raise _Reject(f"segment {key}={value!r:.64} is not storable (too long or NUL)")
+        return segment
 
     def _getters_for(self, model: str) -> FieldGetters:
         getters = self._getters.get(model)
@@ -300,12 +345,17 @@ class EventParser:
             raise _Reject("unusable ts: further ahead of the wall clock than max_clock_skew")
         return ts_ms
 
-    @staticmethod
-    def _features(value: Any) -> dict[str, Any]:
+    def _features(self, value: Any) -> dict[str, Any]:
         if value is MISSING or value is None:
             return {}
         if not isinstance(value, dict):
             raise _Reject(f"features must be an object, got {type(value).__name__}")
+        if not self._feature_names.issuperset(value):  # the usual case: names seen before
+            for name in value:
+                if not _storable(name):
+                    raise _Reject(f"feature name {name!r:.64} is not storable (too long or NUL)")
+            if len(self._feature_names) < FEATURE_NAMES_KEPT:
+                self._feature_names.update(value)
         return value
 
 
