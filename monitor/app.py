@@ -8,6 +8,7 @@ same pipeline and checkpoint from a file.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -51,8 +52,24 @@ RETRY_FIRST_S = 0.5
 RETRY_CAP_S = 15.0
 
 
+GC_YOUNG_THRESHOLD = 50_000
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def relax_garbage_collector() -> None:
+    """Let the cycle collector run a hundred times less often, and never over start-up objects.
+
+    Decoding makes dozens of dicts and lists per event and none of them forms a cycle, yet
+    CPython's defaults (a young pass every 700 allocations, older passes walking every live
+    object) spent a quarter of the loop's CPU on them. ``gc.freeze`` moves what start-up built
+    (modules, settings, references) out of the collector's sight. Called by long runs only.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)
 
 
 def open_database(settings: Settings, *, upgrade: bool = False) -> Engine:
@@ -138,6 +155,7 @@ class RunLoop:
         """
         last_checkpoint = self._last_activity = self._monotonic()
         self._services.start()
+        relax_garbage_collector()
         health, metrics = self._services.health, self._services.metrics
         try:
             while not self.stop.is_set():
@@ -479,6 +497,7 @@ def replay(
     first_line = 1 if stored is None else stored.offset
     records = 0
     relay = build_relay(settings, engine, alerts)  # delivers as windows close, in this thread
+    relax_garbage_collector()
     for batch in read_lines(path, first_line, batch_size):
         records += pipeline.ingest(kind, topic, 0, batch, ledger)
         checkpointer.commit(pipeline.take_pending(), ledger, pipeline.windows)

@@ -43,6 +43,7 @@ NO_PARTITION: TP = ("", -1)  # joins no record completed: a waiting label met it
 ShareKey = tuple[str, str, datetime, str, int]
 Joins = dict[TP, list[tuple[StoredPrediction, Any, int]]]  # prediction, label, label time
 DEFAULTS = ModelConfig(name="default")  # what a model missing from the config gets
+WHOLE_ONLY = ("",)  # the slices of an unsegmented prediction: the whole model
 
 
 @dataclass(slots=True)
@@ -66,8 +67,10 @@ def pending_prediction(
     """What a prediction leaves for its label (None without an id: it can never join)."""
     if event.id is None:
         return None
-    segments = (f"{key}={event.segment[key]}" for key in segment_keys if key in event.segment)
-    slices = ("", *segments)
+    slices: tuple[str, ...] = WHOLE_ONLY
+    if segment_keys and event.segment:
+        segment = event.segment
+        slices = ("", *(f"{key}={segment[key]}" for key in segment_keys if key in segment))
     return StoredPrediction(
         event.model,
         event.id,
@@ -132,8 +135,9 @@ class Joiner:
         inserted = stored.insert_predictions(conn, [p for _, p in predictions])
         fresh: dict[stored.Key, tuple[TP, StoredPrediction]] = {}
         for tp, p in predictions:
-            if p.key in inserted and p.key not in fresh:
-                fresh[p.key] = (tp, p)
+            key = (p.model, p.id)
+            if key in inserted and key not in fresh:
+                fresh[key] = (tp, p)
             else:  # its id is already waiting (or was, within the horizon): counted once
                 counts.duplicates[_window_key(p)] += 1
         for label in stored.take_early_labels(conn, fresh):

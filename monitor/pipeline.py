@@ -9,7 +9,9 @@ the checkpoint stores them together with the offsets they came from.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from monitor.checkpoint import Ledger, PendingEffects
 from monitor.ingest.events import (
@@ -24,7 +26,17 @@ from monitor.joining import pending_prediction
 from monitor.reference.warmup import Warmup, warmup_row
 from monitor.settings import Settings
 from monitor.windows.manager import WindowManager
-from monitor.windows.ranges import duration_ms, window_start
+from monitor.windows.ranges import duration_ms
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRouting:
+    """What routing needs of a model's config, looked up once per model, not per event."""
+
+    size_ms: int  # window size
+    lateness_ms: int
+    segments: Sequence[str]
+    warming: bool  # a version of it may be warming up its reference
 
 
 class Pipeline:
@@ -42,8 +54,7 @@ class Pipeline:
         self.windows = windows
         self._warmup = warmup
         self._warmup_models = warmup.models if warmup is not None else frozenset()
-        self._timing_ms: dict[str, tuple[int, int]] = {}
-        self._segments_of: dict[str, list[str]] = {}
+        self._routing: dict[str, ModelRouting] = {}
         self.pending = PendingEffects()
 
     def ingest(
@@ -60,47 +71,57 @@ class Pipeline:
         if not fresh:
             return 0
         latest_ms = self._parser.latest_usable_ms()
-        counts, rejected = self.pending.counts, self.pending.rejected
+        rejected = self.pending.rejected
         joining = self.pending.labels
         max_ms = ledger.max_event_ms(tp)
         by_window: dict[tuple[str, str, int, int], list[PredictionEvent]] = {}
+        late: Counter[tuple[str, str, int, int]] = Counter()
+        labels: Counter[tuple[str, str, int, int]] = Counter()
         scores: dict[str, tuple[list[float], list[tuple[str, int]]]] = {}
         warmup_candidates: list[PredictionEvent] = []
+        parse = self._parser.parse
         for record in fresh:
-            event = self._parser.parse(record, kind, topic, partition, latest_ms)
+            event = parse(record, kind, topic, partition, latest_ms)
             if isinstance(event, Rejected):
                 rejected.append(event)
                 continue
-            size, lateness = self._timing(event.model)
-            start = window_start(event.ts_ms, size)
+            model = event.model
+            routing = self._routing.get(model) or self._routing_for(model)
+            start = event.ts_ms - event.ts_ms % routing.size_ms
             if isinstance(event, LabelEvent):  # labels do not move watermarks
-                counts.add_label((event.model, event.version or "default", start, start + size))
+                labels[(model, event.version or "default", start, start + routing.size_ms)] += 1
                 joining.labels.append((tp, event))
                 continue
-            key = (event.model, event.version, start, start + size)
+            key = (model, event.version, start, start + routing.size_ms)
             if event.id is not None:  # late or not, it may get a label: its window keeps it
-                segments = self._segments(event.model)
-                waiting = pending_prediction(event, (start, start + size), segments)
+                waiting = pending_prediction(event, (start, key[3]), routing.segments)
                 if waiting is not None:
                     joining.predictions.append((tp, waiting))
             # Late: below this partition's own watermark at arrival (DESIGN.md §4), so a
             # replay of the partition decides exactly as the first run did.
-            if max_ms is not None and event.ts_ms < max_ms - lateness:
-                counts.add_late(key)
+            if max_ms is not None and event.ts_ms < max_ms - routing.lateness_ms:
+                late[key] += 1
                 continue
-            counts.add_event(key, event.ts_ms)
-            by_window.setdefault(key, []).append(event)
-            if event.model in self._warmup_models:
+            window = by_window.get(key)
+            if window is None:
+                by_window[key] = [event]
+            else:
+                window.append(event)
+            if routing.warming:
                 warmup_candidates.append(event)
             score = event.score
-            if type(score) in (float, int) and math.isfinite(score):
-                values, where = scores.setdefault(event.model, ([], []))
+            if (type(score) is float or type(score) is int) and math.isfinite(score):
+                values, where = scores.get(model) or scores.setdefault(model, ([], []))
                 values.append(score)
                 where.append((event.version, start))
             if max_ms is None or event.ts_ms > max_ms:
                 max_ms = event.ts_ms
-        for (model, version, start, end), events in by_window.items():
-            self.windows.add(tp, model, version, (start, end), events)
+        counts = self.pending.counts
+        counts.late.update(late)
+        counts.labels.update(labels)
+        for key, events in by_window.items():
+            counts.add_events(key, len(events), max(e.ts_ms for e in events))
+            self.windows.add(tp, key[0], key[1], key[2:], events)
         for model, (values, where) in scores.items():
             self.windows.observe_scores(tp, model, values, where)
         if warmup_candidates and self._warmup is not None:
@@ -145,20 +166,15 @@ class Pipeline:
         self.pending = PendingEffects()
         self.windows.clear()
 
-    def _segments(self, model: str) -> list[str]:
-        segments = self._segments_of.get(model)
-        if segments is None:
-            segments = self._segments_of[model] = self._settings.model(model).segments
-        return segments
-
     def lateness_ms(self, model: str) -> int:
-        return self._timing(model)[1]
+        return (self._routing.get(model) or self._routing_for(model)).lateness_ms
 
-    def _timing(self, model: str) -> tuple[int, int]:
-        """The model's window size and allowed lateness in milliseconds."""
-        timing = self._timing_ms.get(model)
-        if timing is None:
-            config = self._settings.model(model)
-            timing = (duration_ms(config.window), duration_ms(config.allowed_lateness))
-            self._timing_ms[model] = timing
-        return timing
+    def _routing_for(self, model: str) -> ModelRouting:
+        config = self._settings.model(model)
+        routing = self._routing[model] = ModelRouting(
+            duration_ms(config.window),
+            duration_ms(config.allowed_lateness),
+            config.segments,
+            model in self._warmup_models,
+        )
+        return routing

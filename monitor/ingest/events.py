@@ -178,6 +178,8 @@ class EventParser:
         self._max_bytes = settings.ingest.max_event_bytes
         self._skew_ms = int(settings.ingest.max_clock_skew.total_seconds() * 1000)
         self._feature_names: set[str] = set()  # checked storable, so the check runs once each
+        self._names: set[str] = set()  # model and version names checked storable
+        self._reject_unknown = settings.ingest.unknown_models == "reject"
 
     def latest_usable_ms(self) -> int:
         """The newest event time accepted now; computed once per batch by callers."""
@@ -220,30 +222,44 @@ class EventParser:
     def _event(
         self, doc: dict[str, Any], record: RawRecord, kind: Kind, partition: int, latest_ms: int
     ) -> Event:
+        # The hot path of the daemon: each field takes its common shape (a name seen before,
+        # epoch milliseconds, a features object) in one check, and only other shapes go
+        # through the general readers. Both paths decide alike.
         model = self._model(doc)
         version: str | None = None
         try:
             version_value = self._version_of(doc)
-            if version_value is not MISSING and version_value is not None:
-                version = _name(version_value, "version")
-            getters = self._getters_for(model)
-            ts_ms = self._event_time(getters.ts(doc), record.timestamp, latest_ms)
-            id_value = getters.id(doc)
+            if type(version_value) is str and version_value in self._names:
+                version = version_value
+            elif version_value is not MISSING and version_value is not None:
+                version = self._remember(_name(version_value, "version"))
+            getters = self._getters.get(model) or self._getters_for(model)
+            if kind == "labels":
+                ts_value, id_value = getters.ts(doc), getters.id(doc)
+            else:
+                fields = getters.prediction_fields(doc)
+                ts_value, id_value, features, prediction, score, scores, segment = fields
+            if type(ts_value) is int and MIN_EVENT_TIME_MS <= ts_value <= latest_ms:
+                ts_ms = ts_value  # epoch milliseconds: MIN_EVENT_TIME_MS > EPOCH_MS_THRESHOLD
+            else:
+                ts_ms = self._event_time(ts_value, record.timestamp, latest_ms)
             event_id = None if id_value is MISSING or id_value is None else _name(id_value, "id")
             if kind == "labels":
                 return self._label(doc, getters, model, version, ts_ms, event_id, record, partition)
+            if type(features) is not dict or not self._feature_names.issuperset(features):
+                features = self._features(features)
             return PredictionEvent(
-                model=model,
-                version=version or DEFAULT_VERSION,
-                ts_ms=ts_ms,
-                id=event_id,
-                features=self._features(getters.features(doc)),
-                prediction=_value(getters.prediction(doc)),
-                score=_value(getters.score(doc)),
-                scores=_value(getters.scores(doc)),
-                segment=self._slices(model, _segment(getters.segment(doc))),
-                partition=partition,
-                offset=record.offset,
+                model,
+                version or DEFAULT_VERSION,
+                ts_ms,
+                event_id,
+                features,
+                None if prediction is MISSING else prediction,
+                None if score is MISSING else score,
+                None if scores is MISSING else scores,
+                self._slices(model, _segment(segment)),
+                partition,
+                record.offset,
             )
         except _Reject as rejected:
             rejected.model, rejected.version = model, version or DEFAULT_VERSION
@@ -283,10 +299,19 @@ class EventParser:
             if default is None:
                 raise _Reject(f"missing model field '{self._settings.ingest.fields.model}'")
             return default
-        model = _name(value, "model")
-        if self._settings.ingest.unknown_models == "reject" and model not in self._configured:
+        if type(value) is str and value in self._names:
+            model = value
+        else:
+            model = self._remember(_name(value, "model"))
+        if self._reject_unknown and model not in self._configured:
             raise _Reject(f"unknown model '{model:.200}'")
         return model
+
+    def _remember(self, name: str) -> str:
+        """A model or version name found storable: the next event with it skips the check."""
+        if len(self._names) < FEATURE_NAMES_KEPT:
+            self._names.add(name)
+        return name
 
     def _slices(self, model: str, segment: dict[str, str]) -> dict[str, str]:
         """``segment``, once the slices its configured keys make can be stored."""
@@ -341,6 +366,8 @@ def _value(value: Any) -> Any:
 def _segment(value: Any) -> dict[str, str]:
     if value is MISSING or value is None:
         return {}
+    if type(value) is dict and all(type(v) is str for v in value.values()):
+        return value  # JSON object keys are strings already
     if not isinstance(value, dict):
         raise _Reject(f"segment must be an object, got {type(value).__name__}")
     return {str(k): str(v) for k, v in value.items()}

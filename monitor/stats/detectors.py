@@ -21,12 +21,34 @@ from __future__ import annotations
 
 import math
 import struct
+import sys
 import zlib
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from river import drift
+
+
+def _import_river_drift() -> Any:
+    """``river.drift``, without the scikit-learn import it triggers when sklearn is installed.
+
+    The package imports ``river.stream``, which imports scikit-learn (when present) for a
+    dataset helper nothing here uses: 1-2 s added to every start of the daemon. sklearn is
+    hidden for this one import (river catches the ImportError) and visible again after.
+    """
+    hidden = "sklearn" not in sys.modules
+    if hidden:
+        sys.modules["sklearn"] = None  # type: ignore[assignment]
+    try:
+        from river import drift
+
+        return drift
+    finally:
+        if hidden:
+            del sys.modules["sklearn"]
+
+
+drift = _import_river_drift()
 
 # river's detectors are unannotated; typed as Any so mypy --strict accepts the calls.
 _ADWIN: Any = drift.ADWIN
@@ -100,11 +122,56 @@ class ScoreChangeDetector:
         return self
 
     def update_many(self, values: ArrayLike) -> list[int]:
-        """Feed scores in order; return the indices into ``values`` where a change was found."""
+        """Feed scores in order; return the indices into ``values`` where a change was found.
+
+        The same arithmetic as `update`, in the same order, so the results are bit for bit
+        river's: ADWIN's Rust core is called directly and Page-Hinkley's six numbers (river's
+        ``PageHinkley.update`` and ``stats.Mean.update``, mode "both") live in locals for the
+        batch. Method calls and attribute lookups per score were most of this loop's cost.
+        """
         found: list[int] = []
+        adwin, ph = self._adwin, self._ph
+        helper = adwin._helper
+        adwin_hit, ph_hit = adwin._drift_detected, ph._drift_detected
+        alpha, delta, threshold = ph.alpha, ph.delta, ph.threshold
+        min_instances = ph.min_instances
+        mean_n, mean = ph._x_mean.n, ph._x_mean._mean
+        s_inc, s_dec = ph._sum_increase, ph._sum_decrease
+        min_inc, max_dec = ph._min_increase, ph._max_decrease
+        detected, counted = self._detected, 0
         for i, x in enumerate(np.asarray(values, dtype=np.float64).ravel().tolist()):
-            if self.update(x)._detected:
+            if x != x:  # NaN: skipped, as by `update`
+                detected = False
+                continue
+            if adwin_hit:
+                adwin._reset()
+                helper = adwin._helper
+            adwin_hit = helper.update(x)
+            if ph_hit:  # river's PageHinkley._reset
+                mean_n, mean, s_inc, s_dec = 0, 0.0, 0.0, 0.0
+                min_inc, max_dec, ph_hit = float("inf"), -1, False
+            mean_n += 1.0
+            mean += (1.0 / mean_n) * (x - mean)
+            dev = x - mean
+            s_inc = alpha * s_inc + dev - delta
+            s_dec = alpha * s_dec + dev + delta
+            if s_inc < min_inc:
+                min_inc = s_inc
+            if s_dec > max_dec:
+                max_dec = s_dec
+            if mean_n >= min_instances:
+                ph_hit = s_inc - min_inc > threshold or max_dec - s_dec > threshold
+            detected = adwin_hit or ph_hit
+            if detected:
                 found.append(i)
+            counted += 1
+        adwin._drift_detected, ph._drift_detected = adwin_hit, ph_hit
+        ph._x_mean.n, ph._x_mean._mean = mean_n, mean
+        ph._sum_increase, ph._sum_decrease = s_inc, s_dec
+        ph._min_increase, ph._max_decrease = min_inc, max_dec
+        self.n += counted
+        self.n_detections += len(found)
+        self._detected = detected
         return found
 
     def snapshot(self) -> bytes:

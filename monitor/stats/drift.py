@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Final
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -83,26 +84,67 @@ def wasserstein_normalized(ref_sample: ArrayLike, cur_sample: ArrayLike, ref_std
     """
     if not ref_std >= 0 or math.isinf(ref_std):
         raise ValueError(f"ref_std must be a finite non-negative number, got {ref_std}")
-    return wasserstein(ref_sample, cur_sample) / max(ref_std, MIN_STD)
+    return wasserstein(ref_sample, cur_sample) / normalizer(ref_std)
+
+
+def normalizer(ref_std: float) -> float:
+    """What `wasserstein_normalized` divides by: the reference's spread, at least MIN_STD."""
+    return max(ref_std, MIN_STD)
 
 
 def wasserstein(u_sample: ArrayLike, v_sample: ArrayLike) -> float:
-    """``scipy.stats.wasserstein_distance(u, v)``: the area between the two empirical CDFs.
+    """``scipy.stats.wasserstein_distance(u, v)``: the area between the two empirical CDFs."""
+    return ecdf_distances(u_sample, v_sample)[1]
 
-    Same algorithm as scipy's without its argument handling, which cost ~4 ms of the 20 ms a
-    23-feature window may take.
+
+def ecdf_distances(ref_sample: ArrayLike, cur_sample: ArrayLike) -> tuple[float, float]:
+    """The KS statistic (largest gap between the empirical CDFs) and the Wasserstein distance
+    (the area between them) of two samples, from one sort of the pooled values.
+
+    Walking the pooled values in order, the reference's CDF rises by 1/n at its own values and
+    the window's by 1/m at its; where values tie only the last of the run holds both CDFs, and
+    the area ignores the others as their width is zero. scipy's two functions sort and search
+    four times between them; this was most of a window's evaluation.
     """
-    u, v = np.sort(_sample(u_sample)), np.sort(_sample(v_sample))
-    grid = np.sort(np.concatenate((u, v)))
-    u_cdf = np.searchsorted(u, grid[:-1], side="right") / u.size
-    v_cdf = np.searchsorted(v, grid[:-1], side="right") / v.size
-    return float(np.sum(np.abs(u_cdf - v_cdf) * np.diff(grid)))
+    ref, cur = _sample(ref_sample), _sample(cur_sample)
+    pooled = np.concatenate((ref, cur))
+    order = np.argsort(pooled, kind="stable")
+    grid = pooled[order]
+    from_ref = np.cumsum(order < ref.size)
+    gaps = from_ref / ref.size - (np.arange(1, grid.size + 1) - from_ref) / cur.size
+    run_ends = np.append(grid[1:] != grid[:-1], True)
+    statistic = float(np.abs(gaps[run_ends]).max())
+    area = float(np.einsum("i,i->", np.abs(gaps[:-1]), np.diff(grid)))  # no BLAS threads
+    return statistic, area
+
+
+KS_EXACT_BELOW: Final = 50
+"""Effective sample size below which ``ks`` leaves the p-value to scipy's exact computation."""
 
 
 def ks(ref_sample: ArrayLike, cur_sample: ArrayLike) -> tuple[float, float]:
-    """Two-sample Kolmogorov-Smirnov statistic and p-value (``scipy.stats.ks_2samp``)."""
-    result = sps.ks_2samp(_sample(ref_sample), _sample(cur_sample))
-    return float(result.statistic), float(result.pvalue)
+    """Two-sample Kolmogorov-Smirnov statistic and p-value (two-sided).
+
+    The statistic is ``scipy.stats.ks_2samp``'s (`ecdf_distances`). The p-value comes from the
+    Kolmogorov distribution with Stephens' small-sample correction,
+    ``kolmogorov((√n + 0.12 + 0.11/√n)·D)`` for the effective size ``n = n₁n₂/(n₁+n₂)``: within
+    a few percent of scipy's exact two-sample value (5% at p = 4e-8), in microseconds, not the
+    millisecond scipy spends per call. Samples smaller than ``KS_EXACT_BELOW`` (effective)
+    still get scipy's exact value.
+    """
+    statistic = ecdf_distances(ref_sample, cur_sample)[0]
+    return statistic, ks_pvalue(ref_sample, cur_sample, statistic)
+
+
+def ks_pvalue(ref_sample: ArrayLike, cur_sample: ArrayLike, statistic: float) -> float:
+    """The two-sided p-value of a KS ``statistic`` of these samples (see `ks`)."""
+    n, m = np.size(ref_sample), np.size(cur_sample)
+    effective = n * m / (n + m)
+    if effective < KS_EXACT_BELOW:
+        return float(sps.ks_2samp(_sample(ref_sample), _sample(cur_sample)).pvalue)
+    root = math.sqrt(effective)
+    pvalue = float(special.kolmogorov((root + 0.12 + 0.11 / root) * statistic))
+    return min(1.0, max(0.0, pvalue))
 
 
 def _sample(values: ArrayLike) -> NDArray[np.float64]:
@@ -128,7 +170,15 @@ def chi2_pvalue(ref_counts: Mapping[str, int], cur_counts: Mapping[str, int]) ->
     table = table[:, table.sum(axis=0) > 0]
     if table.shape[1] < 2 or not (table.sum(axis=1) > 0).all():
         return 1.0
-    return float(sps.chi2_contingency(table).pvalue)
+    # scipy.stats.chi2_contingency(table).pvalue, Yates' correction at one degree of freedom
+    # included, without the ~1 ms its argument handling costs per call.
+    expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0) / table.sum()
+    dof = table.shape[1] - 1
+    if dof == 1:
+        diff = expected - table
+        table = table + np.sign(diff) * np.minimum(0.5, np.abs(diff))
+    statistic = float(((table - expected) ** 2 / expected).sum())
+    return float(special.chdtrc(dof, statistic))
 
 
 def category_psi(ref_freq: Mapping[str, float], cur_counts: Mapping[str, int]) -> float:

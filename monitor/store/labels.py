@@ -104,7 +104,7 @@ def insert_predictions(conn: Connection, rows: Sequence[StoredPrediction]) -> se
         return _insert_unnest(conn, rows)
     batch: dict[Key, StoredPrediction] = {}
     for row in rows:
-        batch.setdefault(row.key, row)
+        batch.setdefault((row.model, row.id), row)
     # Usually every id is new: insert them all inside a savepoint and keep it when the driver
     # counts one row per prediction. Otherwise some id was taken before: undo, look them up.
     savepoint = conn.begin_nested()
@@ -120,7 +120,7 @@ def insert_predictions(conn: Connection, rows: Sequence[StoredPrediction]) -> se
 
 def _insert_ignoring_taken(conn: Connection, rows: Iterable[StoredPrediction]) -> int:
     """SQLite: insert plain values (no type processing); how many rows were inserted."""
-    values = [tuple(_prediction_values(r).values()) for r in rows]
+    values = _prediction_rows(rows)
     if not values:
         return 0
     names = list(_UNNEST_TYPES)
@@ -141,12 +141,12 @@ _UNNEST_TYPES: dict[str, Any] = {
 
 def _insert_unnest(conn: Connection, rows: Sequence[StoredPrediction]) -> set[Key]:
     """PostgreSQL: one statement with a column array each, instead of a statement a row."""
-    values = [_prediction_values(r) for r in rows]
+    columns = zip(*_prediction_rows(rows), strict=True)
     arrays = (
         func.unnest(
             *(
-                literal([v[name] for v in values], ARRAY(kind))
-                for name, kind in _UNNEST_TYPES.items()
+                literal(list(column), ARRAY(kind))
+                for column, kind in zip(columns, _UNNEST_TYPES.values(), strict=True)
             )
         )
         .table_valued(*_UNNEST_TYPES)
@@ -185,20 +185,46 @@ def _loads(text: str) -> Any:
         return json.loads(text)
 
 
-def _prediction_values(row: StoredPrediction) -> dict[str, Any]:
-    """The stored columns, in ``_UNNEST_TYPES`` order (not yet labelled)."""
-    return {
-        "model": row.model,
-        "id": row.id,
-        "version": row.version,
-        "start_ms": row.start_ms,
-        "end_ms": row.end_ms,
-        "slices": _json(row.slices),
-        "prediction": _json(row.prediction),
-        "score": row.score,
-        "scores": None if row.scores is None else _json(row.scores),
-        "event_ms": row.event_ms,
-    }
+_CLASS_TYPES = frozenset({str, int, bool, type(None)})  # values a batch repeats
+
+
+def _prediction_rows(rows: Iterable[StoredPrediction]) -> list[tuple[Any, ...]]:
+    """The stored columns of each prediction, in ``_UNNEST_TYPES`` order (not yet labelled).
+
+    One row per prediction with an id, so the common values are encoded once: the slices
+    of a batch repeat, and so do class predictions.
+    """
+    slices_text: dict[tuple[str, ...], str] = {}
+    prediction_text: dict[tuple[type, Any], str] = {}  # by type too: 1 == True
+    out = []
+    for r in rows:
+        slices = slices_text.get(r.slices)
+        if slices is None:
+            slices = slices_text[r.slices] = _json(r.slices)
+        prediction = r.prediction
+        if type(prediction) in _CLASS_TYPES:
+            memo = (type(prediction), prediction)
+            text = prediction_text.get(memo)
+            if text is None:
+                text = prediction_text[memo] = _json(prediction)
+        else:
+            text = _json(prediction)
+        scores = None if r.scores is None else _json(r.scores)
+        out.append(
+            (
+                r.model,
+                r.id,
+                r.version,
+                r.start_ms,
+                r.end_ms,
+                slices,
+                text,
+                r.score,
+                scores,
+                r.event_ms,
+            )
+        )
+    return out
 
 
 def _lookup(conn: Connection, table: Table, model: str, ids: list[str]) -> Select[Any]:

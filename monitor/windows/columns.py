@@ -215,10 +215,12 @@ def _slow_floats(
 
 def categorical_column(raw: Sequence[object]) -> CategoricalColumn:
     """Classify and stringify raw values (see ``category_key``)."""
-    if set(map(type, raw)) <= {str}:
+    kinds = set(map(type, raw))
+    if kinds <= {str} or kinds <= {int}:  # as is, or integers as decimal (``category_key``)
         n = len(raw)
+        values = list(raw) if kinds <= {str} else list(map(str, raw))
         valid = np.ones(n, dtype=np.bool_)
-        return CategoricalColumn(cast(list[str | None], list(raw)), valid, np.zeros(n, np.bool_))
+        return CategoricalColumn(cast(list[str | None], values), valid, np.zeros(n, np.bool_))
     return _classified(raw, category_key)
 
 

@@ -25,16 +25,11 @@ class WindowCounts:
     orphans: Counter[WindowKey] = field(default_factory=Counter)
     last_event_ms: dict[WindowKey, int] = field(default_factory=dict)
 
-    def add_event(self, key: WindowKey, ts_ms: int) -> None:
-        self.events[key] += 1
-        if ts_ms > self.last_event_ms.get(key, ts_ms - 1):
-            self.last_event_ms[key] = ts_ms
-
-    def add_label(self, key: WindowKey) -> None:
-        self.labels[key] += 1
-
-    def add_late(self, key: WindowKey) -> None:
-        self.late[key] += 1
+    def add_events(self, key: WindowKey, n: int, last_ms: int) -> None:
+        """``n`` events of one window at once, the newest at ``last_ms``."""
+        self.events[key] += n
+        if last_ms > self.last_event_ms.get(key, last_ms - 1):
+            self.last_event_ms[key] = last_ms
 
     def merge(self, other: WindowCounts) -> WindowCounts:
         self.events.update(other.events)

@@ -68,7 +68,7 @@ class NumericAccumulator(StateRoundTrip):
         mean = float(shifted.mean())
         deviations = shifted - mean
         self._n, self._mean, self._m2 = combine_moments(
-            (self._n, self._mean, self._m2), (values.size, mean, float(deviations @ deviations))
+            (self._n, self._mean, self._m2), (values.size, mean, _sum_of_squares(deviations))
         )
         self._min = min(self._min, float(values.min()))
         self._max = max(self._max, float(values.max()))
@@ -221,6 +221,11 @@ class NumericAccumulator(StateRoundTrip):
             f"NumericAccumulator(valid={self._n}, missing={self._missing}, "
             f"type_errors={self._type_errors}, mean={self.mean:.6g}, std={self.std:.6g})"
         )
+
+
+def _sum_of_squares(x: NDArray[np.float64]) -> float:
+    """Σx², without BLAS (see ``monitor/__init__``: its threads cost more than they give)."""
+    return float(np.einsum("i,i->", x, x))
 
 
 def combine_moments(

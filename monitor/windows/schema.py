@@ -9,7 +9,7 @@ them, with no edges (no histograms) and no known categories.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -44,12 +44,14 @@ class WindowSchema:
     prediction: FeatureSpec = field(default_factory=lambda: FeatureSpec("categorical"))
     overrides: Mapping[str, Kind] = field(default_factory=dict)
 
-    def spec_for(self, name: str, inferred: Kind) -> FeatureSpec:
-        """The layout of a feature; one the reference never saw gets its override or inference."""
+    def spec_for(self, name: str, infer: Callable[[], Kind]) -> FeatureSpec:
+        """The layout of a feature; one the reference never saw gets its override or, only
+        then computed, ``infer()``."""
         spec = self.features.get(name)
         if spec is not None:
             return spec
-        return FeatureSpec(self.overrides.get(name, inferred))
+        kind = self.overrides.get(name)
+        return FeatureSpec(kind if kind is not None else infer())
 
 
 def _spec(profile: NumericProfile | CategoricalProfile) -> FeatureSpec:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, Self
 
 import numpy as np
@@ -59,19 +60,25 @@ def _update(acc: Accumulator, column: Column, keys: NDArray[np.uint64]) -> None:
 def _feature_columns(events: Sequence[PredictionEvent]) -> dict[str, Sequence[object]]:
     """Each feature's raw values across ``events`` (None where an event lacks it).
 
-    Serving systems send the same keys in the same order event after event; then one pass
-    takes every event's values and ``zip`` transposes them in C, instead of a dictionary
-    lookup per event and feature. Any other batch is read feature by feature.
+    Serving systems send the same features event after event; then one ``itemgetter`` per
+    event takes its values and ``zip`` transposes them in C, instead of a dictionary lookup
+    per event and feature. A batch whose events differ in their features (one lacks a key,
+    or has one more) is read feature by feature.
     """
-    first = tuple(events[0].features) if events else ()
-    if all(tuple(e.features) == first for e in events):
-        return (
-            dict(zip(first, zip(*(e.features.values() for e in events), strict=True), strict=True))
-            if first
-            else {}
-        )
-    names = set().union(*(e.features.keys() for e in events))
-    return {name: [e.features.get(name) for e in events] for name in names}
+    if not events:
+        return {}
+    features = [e.features for e in events]
+    names = list(features[0])
+    if len(names) > 1:
+        get = itemgetter(*names)
+        try:
+            rows = list(map(get, features))
+        except KeyError:
+            rows = None
+        if rows is not None and all(len(f) == len(names) for f in features):
+            return dict(zip(names, zip(*rows, strict=True), strict=True))
+    every = set().union(*(f.keys() for f in features))
+    return {name: [f.get(name) for f in features] for name in every}
 
 
 def _from_state(state: dict[str, Any]) -> Accumulator:
@@ -144,7 +151,7 @@ class WindowState:
         for name in sorted(names):
             raw = by_name.get(name, missing)
             kind = self.kinds.get(name)
-            spec = schema.spec_for(name, kind or infer_type(raw))
+            spec = schema.spec_for(name, lambda: kind or infer_type(raw))  # noqa: B023
             self.kinds.setdefault(name, spec.kind)
             spec = spec if spec.kind == self.kinds[name] else FeatureSpec(self.kinds[name])
             columns[name] = (spec, read_column(spec.kind, raw))

@@ -37,7 +37,7 @@ def member(engine: Engine) -> tuple[Checkpointer, Ledger]:
 def effects(events: int, last_ms: int = WINDOW[0], offset: int = 0) -> PendingEffects:
     pending = PendingEffects(records=events)
     for i in range(events):
-        pending.counts.add_event(("m", "1", *WINDOW), last_ms - i)
+        pending.counts.add_events(("m", "1", *WINDOW), 1, last_ms - i)
     pending.rejected.append(Rejected("bad", TP[0], TP[1], offset, 3, b"bad"))
     return pending
 

@@ -38,6 +38,27 @@ def test_update_many_equals_update_one_by_one() -> None:
     assert ScoreChangeDetector().update_many(scores) == expected
 
 
+@pytest.mark.parametrize("seed", [5, 6])
+def test_update_many_in_uneven_batches_with_gaps_equals_river_one_by_one(seed: int) -> None:
+    """Batches of any size, NaNs among the scores, a slow drift (Page-Hinkley's case) after an
+    abrupt one (ADWIN's): every detection and the final state are river's own, bit for bit."""
+    rng = np.random.default_rng(seed)
+    scores = np.concatenate(
+        [two_regime_scores(seed), 0.6 + np.cumsum(rng.normal(0.0004, 0.01, 6_000))]
+    )
+    scores[rng.choice(scores.size, 50, replace=False)] = np.nan
+    one_by_one = ScoreChangeDetector()
+    expected = [i for i, x in enumerate(scores) if one_by_one.update(float(x)).drift_detected]
+    batched, found, at = ScoreChangeDetector(), [], 0
+    for size in rng.integers(1, 900, size=scores.size):
+        found += [at + i for i in batched.update_many(scores[at : at + size])]
+        at += size
+        if at >= scores.size:
+            break
+    assert found == expected and len(expected) > 2
+    assert batched.snapshot() == one_by_one.snapshot()
+
+
 def cut_points() -> list[int]:
     """Cuts before, during and right after a detection, at odd positions for ADWIN's clock."""
     first = ScoreChangeDetector().update_many(two_regime_scores(0))[0]
