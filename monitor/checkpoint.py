@@ -16,22 +16,27 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine
 
-from monitor.ingest.events import Rejected
+from monitor.ingest.events import PredictionEvent, Rejected
 from monitor.joining import Joiner, PendingLabelWork
 from monitor.reference.warmup import Warmup
 from monitor.stats.detectors import ScoreChangeDetector
 from monitor.store import repository
 from monitor.store import windows as stored_windows
 from monitor.store.db import transaction
+from monitor.store.labels import StoredPrediction
 from monitor.store.repository import Position, TopicPartition, WindowCountDelta
 from monitor.store.warmup import WarmupRow
 from monitor.store.windows import WindowId
-from monitor.windows.counts import WindowCounts
+from monitor.windows.counts import WindowCounts, WindowKey
 from monitor.windows.manager import OpenWindow, PartialKey, WindowManager
 from monitor.windows.ranges import to_datetime
 from monitor.windows.state import WindowState
 
 log = logging.getLogger(__name__)
+
+
+StagedEvent = tuple[TopicPartition, WindowKey, PredictionEvent, StoredPrediction, bool]
+"""A prediction with an id, its window, what waits for its label, and whether it is late."""
 
 
 @dataclass(slots=True)
@@ -44,9 +49,31 @@ class PendingEffects:
     rejected_published: int = 0  # how many of ``rejected`` the dead-letter topic already has
     warmup: dict[tuple[str, str], list[WarmupRow]] = field(default_factory=dict)
     labels: PendingLabelWork = field(default_factory=PendingLabelWork)
+    staged: list[StagedEvent] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return self.records > 0
+
+    def settle(self, windows: WindowManager | None, resent: set[int]) -> None:
+        """Count the staged predictions and add them to their windows, except resends.
+
+        A prediction with an id counts only once the checkpoint knows its id was not already
+        waiting for a label: a producer's retry of it (same id, another offset) is a
+        duplicate, and only that (DESIGN.md §5).
+        """
+        by_window: dict[tuple[TopicPartition, WindowKey], list[PredictionEvent]] = {}
+        for tp, key, event, waiting, late in self.staged:
+            if id(waiting) in resent:
+                continue
+            if late:
+                self.counts.late[key] += 1
+            else:
+                by_window.setdefault((tp, key), []).append(event)
+        for (tp, key), events in by_window.items():
+            self.counts.add_events(key, len(events), max(e.ts_ms for e in events))
+            if windows is not None:
+                windows.add(tp, key[0], key[1], (key[2], key[3]), events)
+        self.staged = []
 
 
 @dataclass(slots=True)
@@ -176,7 +203,7 @@ class Checkpointer:
         moves = ledger.moves()
         unsaved = windows.unsaved() if windows is not None else []
         detectors = windows is not None and bool(windows.detectors_unsaved)
-        if not moves and not pending and not unsaved and not detectors:
+        if not moves and not pending and not unsaved and not detectors and not pending.staged:
             return {}
         unpublished = pending.rejected[pending.rejected_published :]
         if unpublished and self._dead_letter_sink is not None:
@@ -185,10 +212,14 @@ class Checkpointer:
         now = self._clock()
         with transaction(self._engine, write=True) as conn:
             repository.advance_offsets(conn, self._group_id, moves, now, ledger.resets)
+            joined = WindowCounts()
+            if self._joiner is not None and (pending or moves):
+                joined = self._joiner.apply(conn, pending.labels, now)
+            pending.settle(windows, pending.labels.resent)  # resends known now
+            unsaved = windows.unsaved() if windows is not None else []
             closed = _save_windows(conn, unsaved, now)
             counts = WindowCounts().merge(pending.counts).merge(_late_after_close(closed))
-            if self._joiner is not None and (pending or moves):
-                counts.merge(self._joiner.apply(conn, pending.labels, now))
+            counts.merge(joined)
             repository.add_window_counts(conn, _deltas(counts))
             repository.insert_dead_letters(conn, _dead_letter_rows(pending.rejected, now))
             _refresh_count_metrics(conn, counts, now)

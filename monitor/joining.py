@@ -52,6 +52,8 @@ class PendingLabelWork:
 
     predictions: list[tuple[TP, StoredPrediction]] = field(default_factory=list)
     labels: list[tuple[TP, LabelEvent]] = field(default_factory=list)
+    resent: set[int] = field(default_factory=set)
+    """Set by `Joiner.apply`: the predictions (by ``id()``) whose id was already waiting."""
 
     def extend(self, other: PendingLabelWork) -> None:
         self.predictions += other.predictions
@@ -114,7 +116,8 @@ class Joiner:
         counts = WindowCounts()
         joins: Joins = defaultdict(list)
         labelled: list[tuple[stored.Key, int]] = []
-        self._store_predictions(conn, work.predictions, counts, joins, labelled)
+        work.resent = set()
+        self._store_predictions(conn, work.predictions, counts, joins, labelled, work.resent)
         self._join_labels(conn, work.labels, now, counts, joins, labelled)
         self._settle_waiting(conn, now, counts, joins, labelled)
         stored.mark_labelled(conn, labelled)
@@ -129,6 +132,7 @@ class Joiner:
         counts: WindowCounts,
         joins: Joins,
         labelled: list[tuple[stored.Key, int]],
+        resent: set[int],
     ) -> None:
         if not predictions:
             return
@@ -140,6 +144,7 @@ class Joiner:
                 fresh[key] = (tp, p)
             else:  # its id is already waiting (or was, within the horizon): counted once
                 counts.duplicates[_window_key(p)] += 1
+                resent.add(id(p))
         for label in stored.take_early_labels(conn, fresh):
             tp, p = fresh[label.key]
             joins[tp].append((p, label.label, label.event_ms))

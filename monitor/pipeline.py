@@ -72,7 +72,7 @@ class Pipeline:
             return 0
         latest_ms = self._parser.latest_usable_ms()
         rejected = self.pending.rejected
-        joining = self.pending.labels
+        joining, staged = self.pending.labels, self.pending.staged
         max_ms = ledger.max_event_ms(tp)
         by_window: dict[tuple[str, str, int, int], list[PredictionEvent]] = {}
         late: Counter[tuple[str, str, int, int]] = Counter()
@@ -93,20 +93,23 @@ class Pipeline:
                 joining.labels.append((tp, event))
                 continue
             key = (model, event.version, start, start + routing.size_ms)
-            if event.id is not None:  # late or not, it may get a label: its window keeps it
-                waiting = pending_prediction(event, (start, key[3]), routing.segments)
-                if waiting is not None:
-                    joining.predictions.append((tp, waiting))
             # Late: below this partition's own watermark at arrival (DESIGN.md §4), so a
             # replay of the partition decides exactly as the first run did.
-            if max_ms is not None and event.ts_ms < max_ms - routing.lateness_ms:
+            is_late = max_ms is not None and event.ts_ms < max_ms - routing.lateness_ms
+            waiting = None
+            if event.id is not None:  # late or not, it may get a label
+                waiting = pending_prediction(event, (start, key[3]), routing.segments)
+            if waiting is not None:  # counted by the checkpoint, unless its id is a resend
+                joining.predictions.append((tp, waiting))
+                staged.append((tp, key, event, waiting, is_late))
+            elif is_late:
                 late[key] += 1
-                continue
-            window = by_window.get(key)
-            if window is None:
+            elif (window := by_window.get(key)) is None:
                 by_window[key] = [event]
             else:
                 window.append(event)
+            if is_late:
+                continue
             if routing.warming:
                 warmup_candidates.append(event)
             score = event.score
@@ -155,6 +158,7 @@ class Pipeline:
         for key, rows in self.pending.warmup.items():
             pending.warmup.setdefault(key, []).extend(rows)
         pending.labels.extend(self.pending.labels)
+        pending.staged.extend(self.pending.staged)
         pending.records += self.pending.records
         self.pending = pending
 

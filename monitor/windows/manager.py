@@ -10,6 +10,7 @@ window on.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -47,6 +48,9 @@ class WindowManager:
         self.open: dict[PartialKey, OpenWindow] = {}
         self.detectors: dict[DetectorKey, ScoreChangeDetector] = {}
         self.detectors_unsaved: set[DetectorKey] = set()
+        # Change points found in a window not yet open here: its events (predictions with an
+        # id) wait for the checkpoint, which adds them unless they are resends.
+        self._early_changes: Counter[PartialKey] = Counter()
 
     def add(
         self,
@@ -63,6 +67,7 @@ class WindowManager:
         if opened is None:
             schema = self._schema_for(model, version)
             opened = self.open[key] = OpenWindow(end, schema, WindowState(schema.revision))
+            opened.state.score_changes += self._early_changes.pop(key, 0)
         keys = event_keys([e.id for e in events], [tp[1]] * len(events), [e.offset for e in events])
         opened.state.update(opened.schema, events, keys, self._segments_for(model))
         opened.unsaved += len(events)
@@ -81,7 +86,11 @@ class WindowManager:
             detector = self.detectors[key] = ScoreChangeDetector()
         for i in detector.update_many(scores):
             version, start = windows[i]
-            self.open[(model, version, start, *tp)].state.score_changes += 1
+            opened = self.open.get((model, version, start, *tp))
+            if opened is None:
+                self._early_changes[(model, version, start, *tp)] += 1
+            else:
+                opened.state.score_changes += 1
         self.detectors_unsaved.add(key)
 
     def restore_detector(self, key: DetectorKey, detector: ScoreChangeDetector) -> None:
@@ -111,6 +120,8 @@ class WindowManager:
         """Drop every window and detector of partitions no longer owned (or to be re-read)."""
         gone = set(tps)
         self.drop([k for k in self.open if (k[3], k[4]) in gone])
+        for early in [k for k in self._early_changes if (k[3], k[4]) in gone]:
+            del self._early_changes[early]
         for key in [k for k in self.detectors if (k[1], k[2]) in gone]:
             del self.detectors[key]
             self.detectors_unsaved.discard(key)
@@ -118,6 +129,7 @@ class WindowManager:
     def clear(self) -> None:
         """Forget everything not stored (a fenced checkpoint): it is re-read from the store."""
         self.open.clear()
+        self._early_changes.clear()
         self.detectors.clear()
         self.detectors_unsaved.clear()
 
