@@ -3,7 +3,9 @@
 Kafka and replayed files feed records here, a partition's slice at a time. Each record
 becomes a typed event or a rejection; events land in their model's event-time window;
 rejections wait for the dead letters. Nothing here does I/O: the effects stay pending until
-the checkpoint stores them together with the offsets they came from.
+the checkpoint stores them together with the offsets they came from. A prediction with an id
+is staged instead: the checkpoint, which stores it for its label, learns whether the id was
+already waiting (a producer's resend) and only then counts it and adds it to its window.
 """
 
 from __future__ import annotations
