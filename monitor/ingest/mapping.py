@@ -51,16 +51,15 @@ PredictionFields = tuple[Any, Any, Any, Any, Any, Any, Any]
 
 @dataclass(frozen=True, slots=True)
 class FieldGetters:
-    """The compiled getters of one model's ``fields`` config."""
+    """The compiled getters of one model's ``fields`` config: labels read theirs one by one,
+    predictions all of theirs at once (``prediction_fields``)."""
 
     id: Getter
     ts: Getter
-    features: Getter
     prediction: Getter
     score: Getter
     scores: Getter
     label: Getter
-    segment: Getter
     prediction_fields: Callable[[Mapping[str, Any]], PredictionFields]
 
     @classmethod
@@ -70,12 +69,10 @@ class FieldGetters:
         return cls(
             id=compile_path(fields.id),
             ts=compile_path(fields.ts),
-            features=compile_path(fields.features),
             prediction=compile_path(fields.prediction),
             score=compile_path(fields.score),
             scores=compile_path(fields.scores),
             label=compile_path(fields.label),
-            segment=compile_path(fields.segment),
             prediction_fields=_prediction_fields(*paths),
         )
 
