@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from monitor.actions.webhook import verify
+from tests.support.processes import alive, found
 
 pytestmark = [
     pytest.mark.slow,
@@ -40,20 +41,6 @@ def start(directory: Path, log: Path, *args: str) -> subprocess.Popen[bytes]:
         stderr=subprocess.STDOUT,
         env={**os.environ, "COLUMNS": "160"},
     )
-
-
-def found(pattern: str, text: str) -> str:
-    match = re.search(pattern, text)
-    assert match is not None, f"{pattern!r} not in output:\n{text[-5000:]}"
-    return match[1]
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return not Path(f"/proc/{pid}/status").read_text().count("State:\tZ")
 
 
 def wait_for(log: Path, pattern: str, process: subprocess.Popen[bytes], timeout: float) -> str:

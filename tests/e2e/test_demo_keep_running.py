@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from monitor.demo.scenario import MIN_SECONDS
+from tests.support.processes import alive, found
 
 pytestmark = [
     pytest.mark.slow,
@@ -45,21 +46,6 @@ def demo_command() -> list[str]:
     if installed and Path(sys.prefix).resolve() == venv.resolve():
         return [str(ROOT / "scripts" / "demo")]
     return [sys.executable, "-m", "monitor", "demo"]
-
-
-def found(pattern: str, text: str) -> str:
-    match = re.search(pattern, text)
-    assert match is not None, f"{pattern!r} not in output:\n{text[-5000:]}"
-    return match[1]
-
-
-def alive(pid: int) -> bool:
-    """The process exists and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
 
 
 def wait_for(log: Path, pattern: str, process: subprocess.Popen[bytes], timeout: float) -> str:
