@@ -10,9 +10,10 @@ exactly the unstored records, and a member fenced out by a rebalance rolls back.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine
 
@@ -35,8 +36,33 @@ from monitor.windows.state import WindowState
 log = logging.getLogger(__name__)
 
 
-StagedEvent = tuple[TopicPartition, WindowKey, PredictionEvent, StoredPrediction, bool]
-"""A prediction with an id, its window, what waits for its label, and whether it is late."""
+class _HasOffset(Protocol):
+    @property
+    def offset(self) -> int: ...
+
+
+R = TypeVar("R", bound=_HasOffset)
+
+
+@dataclass(slots=True)
+class StagedWindow:
+    """One partition's predictions with an id in one window, in arrival order: the events
+    and, aligned with them, what each leaves for its label."""
+
+    events: list[PredictionEvent] = field(default_factory=list)
+    waiting: list[StoredPrediction] = field(default_factory=list)
+    max_ms: int = 0  # the newest event time among ``events``
+
+    def add(self, event: PredictionEvent, waiting: StoredPrediction) -> None:
+        self.events.append(event)
+        self.waiting.append(waiting)
+        if event.ts_ms > self.max_ms:
+            self.max_ms = event.ts_ms
+
+    def extend(self, other: StagedWindow) -> None:
+        self.events += other.events
+        self.waiting += other.waiting
+        self.max_ms = max(self.max_ms, other.max_ms)
 
 
 @dataclass(slots=True)
@@ -49,31 +75,57 @@ class PendingEffects:
     rejected_published: int = 0  # how many of ``rejected`` the dead-letter topic already has
     warmup: dict[tuple[str, str], list[WarmupRow]] = field(default_factory=dict)
     labels: PendingLabelWork = field(default_factory=PendingLabelWork)
-    staged: list[StagedEvent] = field(default_factory=list)
+    staged: dict[tuple[TopicPartition, WindowKey], StagedWindow] = field(default_factory=dict)
+    """Predictions with an id, not late, by partition and window: counted at the checkpoint."""
+    staged_late: list[tuple[WindowKey, StoredPrediction]] = field(default_factory=list)
+    """Late predictions with an id: counted late at the checkpoint unless resent."""
 
     def __bool__(self) -> bool:
         return self.records > 0
+
+    def stage(
+        self, tp: TopicPartition, key: WindowKey, event: PredictionEvent, waiting: StoredPrediction
+    ) -> None:
+        """Keep a prediction with an id (not late) for the checkpoint to count."""
+        window = self.staged.get((tp, key))
+        if window is None:
+            window = self.staged[(tp, key)] = StagedWindow()
+        window.add(event, waiting)
+
+    def restage(self, newer: PendingEffects) -> None:
+        """Put ``newer``'s staged predictions after this one's (arrival order per window)."""
+        for where, window in newer.staged.items():
+            mine = self.staged.get(where)
+            if mine is None:
+                self.staged[where] = window
+            else:
+                mine.extend(window)
+        self.staged_late += newer.staged_late
 
     def settle(self, windows: WindowManager | None, resent: set[int]) -> None:
         """Count the staged predictions and add them to their windows, except resends.
 
         A prediction with an id counts only once the checkpoint knows its id was not already
         waiting for a label: a producer's retry of it (same id, another offset) is a
-        duplicate, and only that (DESIGN.md §5).
+        duplicate, and only that (DESIGN.md §5). Resends are rare: without any, each window's
+        events go to it as they were staged.
         """
-        by_window: dict[tuple[TopicPartition, WindowKey], list[PredictionEvent]] = {}
-        for tp, key, event, waiting, late in self.staged:
-            if id(waiting) in resent:
-                continue
-            if late:
+        for key, waiting in self.staged_late:
+            if id(waiting) not in resent:
                 self.counts.late[key] += 1
-            else:
-                by_window.setdefault((tp, key), []).append(event)
-        for (tp, key), events in by_window.items():
-            self.counts.add_events(key, len(events), max(e.ts_ms for e in events))
+        for (tp, key), window in self.staged.items():
+            events, max_ms = window.events, window.max_ms
+            if resent:
+                kept = zip(events, window.waiting, strict=True)
+                events = [e for e, w in kept if id(w) not in resent]
+                if not events:
+                    continue
+                max_ms = max(e.ts_ms for e in events)
+            self.counts.add_events(key, len(events), max_ms)
             if windows is not None:
                 windows.add(tp, key[0], key[1], (key[2], key[3]), events)
-        self.staged = []
+        self.staged = {}
+        self.staged_late = []
 
 
 @dataclass(slots=True)
@@ -110,6 +162,14 @@ class Ledger:
         """False for a record already consumed (redelivered after a seek)."""
         current = self.position.get(tp)
         return current is None or offset >= current.offset
+
+    def unconsumed(self, tp: TopicPartition, records: Sequence[R]) -> Sequence[R]:
+        """``records`` of ``tp`` (in offset order, as a partition gives them) without those
+        already consumed; usually all of them, found from the first alone."""
+        current = self.position.get(tp)
+        if current is None or not records or records[0].offset >= current.offset:
+            return records
+        return [r for r in records if r.offset >= current.offset]
 
     def restarted(self, tp: TopicPartition, first_offset: int) -> int | None:
         """Follow a broker log that restarted below ``tp``'s position; the offset expected.
@@ -203,7 +263,8 @@ class Checkpointer:
         moves = ledger.moves()
         unsaved = windows.unsaved() if windows is not None else []
         detectors = windows is not None and bool(windows.detectors_unsaved)
-        if not moves and not pending and not unsaved and not detectors and not pending.staged:
+        staged = pending.staged or pending.staged_late
+        if not moves and not pending and not unsaved and not detectors and not staged:
             return {}
         unpublished = pending.rejected[pending.rejected_published :]
         if unpublished and self._dead_letter_sink is not None:

@@ -64,24 +64,29 @@ class PendingLabelWork:
 
 
 def pending_prediction(
-    event: PredictionEvent, window: tuple[int, int], segment_keys: Sequence[str]
-) -> StoredPrediction | None:
-    """What a prediction leaves for its label (None without an id: it can never join)."""
-    if event.id is None:
-        return None
+    event: PredictionEvent,
+    event_id: str,
+    window: tuple[str, str, int, int],
+    segment_keys: Sequence[str],
+) -> StoredPrediction:
+    """What a prediction with an id (``event_id``) leaves for its label; ``window`` is its
+    (model, version, start, end). Runs once per prediction: common types are checked first."""
     slices: tuple[str, ...] = WHOLE_ONLY
-    if segment_keys and event.segment:
-        segment = event.segment
+    segment = event.segment
+    if segment_keys and segment:
         slices = ("", *(f"{key}={segment[key]}" for key in segment_keys if key in segment))
+    score, scores = event.score, event.scores
+    finite = (type(score) is float or type(score) is int) and math.isfinite(score)
     return StoredPrediction(
         event.model,
-        event.id,
+        event_id,
         event.version,
-        *window,
+        window[2],
+        window[3],
         slices,
         event.prediction,
-        _finite(event.score),
-        event.scores if isinstance(event.scores, dict) else None,
+        float(score) if finite else None,
+        scores if isinstance(scores, dict) else None,
         event.ts_ms,
     )
 
@@ -137,15 +142,22 @@ class Joiner:
         if not predictions:
             return
         inserted = stored.insert_predictions(conn, [p for _, p in predictions])
+        if len(inserted) < len(predictions):  # some ids were waiting already (or twice here)
+            first: set[stored.Key] = set()
+            for _, p in predictions:
+                key = (p.model, p.id)
+                if key in inserted and key not in first:
+                    first.add(key)
+                else:  # its id is already waiting (or was, within the horizon): counted once
+                    counts.duplicates[_window_key(p)] += 1
+                    resent.add(id(p))
+        early = stored.take_early_labels(conn, inserted)
+        if not early:  # the usual case: labels come after their predictions
+            return
         fresh: dict[stored.Key, tuple[TP, StoredPrediction]] = {}
         for tp, p in predictions:
-            key = (p.model, p.id)
-            if key in inserted and key not in fresh:
-                fresh[key] = (tp, p)
-            else:  # its id is already waiting (or was, within the horizon): counted once
-                counts.duplicates[_window_key(p)] += 1
-                resent.add(id(p))
-        for label in stored.take_early_labels(conn, fresh):
+            fresh.setdefault((p.model, p.id), (tp, p))  # the first of an id is the one stored
+        for label in early:
             tp, p = fresh[label.key]
             joins[tp].append((p, label.label, label.event_ms))
             labelled.append((p.key, label.event_ms))

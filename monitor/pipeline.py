@@ -69,12 +69,12 @@ class Pipeline:
     ) -> int:
         """Route one partition's ``records``; returns how many were new (not redelivered)."""
         tp = (topic, partition)
-        fresh = [r for r in records if ledger.accepts(tp, r.offset)]
+        fresh = ledger.unconsumed(tp, records)
         if not fresh:
             return 0
         latest_ms = self._parser.latest_usable_ms()
-        rejected = self.pending.rejected
-        joining, staged = self.pending.labels, self.pending.staged
+        pending = self.pending
+        rejected, joining = pending.rejected, pending.labels
         max_ms = ledger.max_event_ms(tp)
         by_window: dict[tuple[str, str, int, int], list[PredictionEvent]] = {}
         late: Counter[tuple[str, str, int, int]] = Counter()
@@ -98,12 +98,13 @@ class Pipeline:
             # Late: below this partition's own watermark at arrival (DESIGN.md §4), so a
             # replay of the partition decides exactly as the first run did.
             is_late = max_ms is not None and event.ts_ms < max_ms - routing.lateness_ms
-            waiting = None
-            if event.id is not None:  # late or not, it may get a label
-                waiting = pending_prediction(event, (start, key[3]), routing.segments)
-            if waiting is not None:  # counted by the checkpoint, unless its id is a resend
-                joining.predictions.append((tp, waiting))
-                staged.append((tp, key, event, waiting, is_late))
+            if event.id is not None:  # late or not, it may get a label; the checkpoint
+                waiting = pending_prediction(event, event.id, key, routing.segments)
+                joining.predictions.append((tp, waiting))  # counts it unless a resend
+                if is_late:
+                    pending.staged_late.append((key, waiting))
+                else:
+                    pending.stage(tp, key, event, waiting)
             elif is_late:
                 late[key] += 1
             elif (window := by_window.get(key)) is None:
@@ -160,7 +161,7 @@ class Pipeline:
         for key, rows in self.pending.warmup.items():
             pending.warmup.setdefault(key, []).extend(rows)
         pending.labels.extend(self.pending.labels)
-        pending.staged.extend(self.pending.staged)
+        pending.restage(self.pending)
         pending.records += self.pending.records
         self.pending = pending
 

@@ -393,8 +393,8 @@ def test_a_prediction_joins_once_when_two_labels_meet_it_in_one_checkpoint(
     with transaction(engine, write=True) as conn:
         joiner.apply(conn, PendingLabelWork(labels=[(("labels", 0), label(1, 0))]), now)
     prediction = PredictionEvent("m", "default", START_MS, "x", {"f": 1.0}, 1, 0.9, None, {}, 0, 0)
-    stored_prediction = pending_prediction(prediction, (START_MS, START_MS + WINDOW_MS), [])
-    assert stored_prediction is not None
+    window = ("m", "default", START_MS, START_MS + WINDOW_MS)
+    stored_prediction = pending_prediction(prediction, "x", window, [])
     work = PendingLabelWork(
         predictions=[(("predictions", 0), stored_prediction)],
         labels=[(("labels", 0), label(0, 1))],
