@@ -155,9 +155,13 @@ class WindowCloser:
 
 
 def _merge(states: list[WindowState]) -> WindowState:
-    """One state from every partition's share (the reference revision of the largest share)."""
+    """One state from every partition's share (the reference revision of the largest share).
+
+    The largest share, just read from its bytes and owned by nobody else, takes in the
+    others: copying it first would only repeat it.
+    """
     states.sort(key=lambda s: s.events, reverse=True)
-    merged = WindowState(states[0].revision)
-    for state in states:
+    merged = states[0]
+    for state in states[1:]:
         merged.merge(state)
     return merged

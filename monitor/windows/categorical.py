@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
-from typing import Any, Self
+from typing import Any, Self, cast
 
 from monitor.windows.columns import CategoricalColumn
 from monitor.windows.hashing import stable_hash
@@ -59,8 +59,10 @@ class CategoricalAccumulator(StateRoundTrip):
 
     def update_column(self, column: CategoricalColumn) -> Self:
         """Add a batch straight from ``categorical_column``."""
-        values = [value for value in column.values if value is not None]
-        return self.update(values, column.missing, column.type_errors)
+        values = column.values
+        if column.missing or column.type_errors:  # else every value is valid
+            values = [value for value in values if value is not None]
+        return self.update(cast(list[str], values), column.missing, column.type_errors)
 
     def merge(self, other: CategoricalAccumulator) -> Self:
         """Add ``other``'s events; known categories and caps must match."""

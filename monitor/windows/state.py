@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any, Self
 
 import numpy as np
@@ -75,7 +75,7 @@ def _feature_columns(events: Sequence[PredictionEvent]) -> dict[str, Sequence[ob
             rows = list(map(get, features))
         except KeyError:
             rows = None
-        if rows is not None and all(len(f) == len(names) for f in features):
+        if rows is not None and set(map(len, features)) == {len(names)}:
             return dict(zip(names, zip(*rows, strict=True), strict=True))
     every = set().union(*(f.keys() for f in features))
     return {name: [f.get(name) for f in features] for name in every}
@@ -133,12 +133,15 @@ class WindowState:
         self.events += len(events)
         for name, rows in _slices(events, segment_keys).items():
             piece = self.slices.setdefault(name, SliceState())
-            piece.events += len(rows)
+            piece.events += len(events) if rows is None else len(rows)
             for feature, (spec, column) in columns.items():
                 acc = piece.accumulators.get(feature)
                 if acc is None:
                     acc = piece.accumulators[feature] = new_accumulator(spec)
-                _update(acc, column.take(rows), keys[rows])
+                if rows is None:  # the whole model: every row, no copy
+                    _update(acc, column, keys)
+                else:
+                    _update(acc, column.take(rows), keys[rows])
         return self
 
     def _columns(
@@ -159,7 +162,7 @@ class WindowState:
             (SCORE, schema.score, _score),
             (PREDICTION, schema.prediction, _prediction),
         ):
-            columns[name] = (spec, read_column(spec.kind, [get(e) for e in events]))
+            columns[name] = (spec, read_column(spec.kind, list(map(get, events))))
         return columns
 
     def merge(self, other: WindowState) -> Self:
@@ -206,17 +209,12 @@ class WindowState:
         )
 
 
-def _score(event: PredictionEvent) -> object:
-    return event.score
-
-
-def _prediction(event: PredictionEvent) -> object:
-    return event.prediction
+_score, _prediction = attrgetter("score"), attrgetter("prediction")
 
 
 def _slices(events: Sequence[PredictionEvent], segment_keys: Sequence[str]) -> dict[str, Any]:
-    """Row indices per slice: every row for the whole model, then each ``key=value``."""
-    slices: dict[str, Any] = {WHOLE_MODEL: np.arange(len(events))}
+    """Row indices per slice: None (every row) for the whole model, then each ``key=value``."""
+    slices: dict[str, Any] = {WHOLE_MODEL: None}
     for key in segment_keys:
         groups: dict[str, list[int]] = {}
         for i, event in enumerate(events):
