@@ -28,7 +28,9 @@ Inputs, one per feature, filled by the windows layer at close:
   reference's edges (numpy.histogram semantics), overflow] (the reference's under/overflow are
   0); ``ref_sample``/``win_sample`` bounded raw samples; ``ref_std`` the reference's standard
   deviation; ``ref_missing_rate`` its share of missing values; ``n`` the window's events,
-  ``missing`` and ``type_errors`` among them (valid values are ``win_hist.sum()``).
+  ``missing`` and ``type_errors`` among them (valid values are ``win_hist.sum()``);
+  ``ref_sample_sorted`` says ``ref_sample`` is sorted ascending already, as a reference
+  profile keeps it, so that the exact tests do not sort it again for every window.
 - `CategoricalInputs`: ``ref_counts``/``win_counts`` counts per category (booleans as
   ``"true"``/``"false"``), plus ``ref_missing_rate``, ``n``, ``missing``, ``type_errors``.
 
@@ -80,6 +82,7 @@ class NumericInputs:
     n: int
     missing: int = 0
     type_errors: int = 0
+    ref_sample_sorted: bool = False  # ref_sample is ascending (a profile's cached sort)
 
     def __post_init__(self) -> None:
         if len(self.ref_hist) != len(self.win_hist) or len(self.win_hist) < 3:
@@ -169,13 +172,16 @@ def measure(inputs: FeatureInputs) -> FeatureDrift | None:
     ref, win = inputs.ref_sample, inputs.win_sample
     if not inputs.ref_std >= 0 or math.isinf(inputs.ref_std):
         raise ValueError(f"ref_std must be a finite non-negative number, got {inputs.ref_std}")
-    ks_stat, distance = drift.ecdf_distances(ref, win)  # one pass for KS and Wasserstein
+    # one pass for KS and Wasserstein; a reference sorted once is merged, not sorted again
+    ecdf = drift.ecdf_distances_sorted if inputs.ref_sample_sorted else drift.ecdf_distances
+    ks_stat, distance = ecdf(ref, win)
+    psi, js = drift.histogram_distances(ref_hist, win_hist)
     return FeatureDrift(
         n=int(win_hist.sum()),
         n_ref=int(ref_hist.sum()),
         bins=max(2, int(np.count_nonzero(ref_hist))),
-        psi=drift.psi(ref_hist, win_hist),
-        js=drift.js_distance(ref_hist, win_hist),
+        psi=psi,
+        js=js,
         wasserstein=distance / drift.normalizer(inputs.ref_std),
         ks_stat=ks_stat,
         ks_pvalue=drift.ks_pvalue(ref, win, ks_stat),
@@ -186,12 +192,14 @@ def _measure_categorical(inputs: CategoricalInputs) -> FeatureDrift:
     ref = {c: k for c, k in inputs.ref_counts.items() if k > 0}
     unseen, n = quality.unseen_counts(ref, inputs.win_counts)
     actual = [*(inputs.win_counts.get(c, 0) for c in ref), unseen]
+    # the bins of drift.category_psi: the reference's categories, then one for unseen ones
+    psi, js = drift.histogram_distances([*ref.values(), 0], actual)
     return FeatureDrift(
         n=n,
         n_ref=sum(ref.values()),
         bins=len(ref) + 1,
-        psi=drift.category_psi(ref, inputs.win_counts),
-        js=drift.js_distance([*ref.values(), 0], actual),
+        psi=psi,
+        js=js,
         chi2_pvalue=drift.chi2_pvalue(ref, inputs.win_counts),
     )
 
@@ -201,13 +209,19 @@ def is_drift(measured: FeatureDrift) -> bool:
 
     Reads ``p_adjusted`` and ``null_psi``, which `evaluate_drift` sets for the window.
     """
+    return _drift_rule(measured, measured.p_adjusted, measured.null_psi)
+
+
+def _drift_rule(measured: FeatureDrift, p_adjusted: float | None, null_psi: float | None) -> bool:
+    """`is_drift` with the window's calibration given apart, so that `evaluate_drift` can
+    copy a measurement once, calibration and verdict together."""
     psi = measured.psi or 0.0
     if measured.chi2_pvalue is None:  # numeric
         effect = psi >= EFFECT_PSI or (measured.wasserstein or 0.0) >= EFFECT_WASSERSTEIN
     else:
         effect = psi >= EFFECT_PSI or (measured.js or 0.0) >= EFFECT_JS
-    p_adjusted = 1.0 if measured.p_adjusted is None else measured.p_adjusted  # 0.0 is falsy
-    return effect and psi > (measured.null_psi or 0.0) and p_adjusted < DRIFT_ALPHA
+    p_adjusted = 1.0 if p_adjusted is None else p_adjusted  # 0.0 is falsy
+    return effect and psi > (null_psi or 0.0) and p_adjusted < DRIFT_ALPHA
 
 
 def evaluate_drift(
@@ -225,8 +239,8 @@ def evaluate_drift(
     quantile = 1.0 - (1.0 - NULL_QUANTILE) / max(1, len(tested))
     for (name, m), p_adjusted in zip(tested.items(), adjusted, strict=True):
         null_psi = drift.psi_null_quantile(m.bins, m.n_ref, m.n, quantile)
-        m = replace(m, p_adjusted=p_adjusted, null_psi=null_psi)
-        measured[name] = replace(m, decision="drift" if is_drift(m) else "ok")
+        decision: DriftDecision = "drift" if _drift_rule(m, p_adjusted, null_psi) else "ok"
+        measured[name] = replace(m, p_adjusted=p_adjusted, null_psi=null_psi, decision=decision)
     return measured
 
 

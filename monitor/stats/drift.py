@@ -12,6 +12,7 @@ Nothing here decides anything; `monitor.stats.decision` combines these numbers i
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from typing import Final
@@ -39,6 +40,16 @@ def _proportions(counts: ArrayLike, name: str) -> NDArray[np.float64]:
     return values / total
 
 
+def _same_bins(
+    expected: ArrayLike, actual: ArrayLike
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Both count vectors as proportions, refusing vectors over different bins."""
+    e, a = _proportions(expected, "expected"), _proportions(actual, "actual")
+    if e.shape != a.shape:
+        raise ValueError(f"bins differ: expected has {e.size}, actual {a.size}")
+    return e, a
+
+
 def psi(expected: ArrayLike, actual: ArrayLike, eps: float = PSI_EPS) -> float:
     """Population stability index Σ (a - e)·ln(a / e) of ``actual`` against ``expected``.
 
@@ -48,11 +59,14 @@ def psi(expected: ArrayLike, actual: ArrayLike, eps: float = PSI_EPS) -> float:
     divergence of two distributions, hence ≥ 0, and exactly 0 for equal proportions.
     ``eps=0`` gives the unsmoothed index (infinite when a bin is empty on one side only).
     """
-    e, a = _proportions(expected, "expected"), _proportions(actual, "actual")
-    if e.shape != a.shape:
-        raise ValueError(f"bins differ: expected has {e.size}, actual {a.size}")
+    return _psi(*_same_bins(expected, actual), eps)
+
+
+def _psi(e: NDArray[np.float64], a: NDArray[np.float64], eps: float) -> float:
     if eps:
         e, a = (e + eps) / (1 + e.size * eps), (a + eps) / (1 + a.size * eps)
+    if eps > 0:  # all proportions positive: every term finite, and exactly 0 where a == e
+        return float(((a - e) * np.log(a / e)).sum())
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = (a - e) * np.log(a / e)
     terms[a == e] = 0.0  # covers bins empty on both sides (0 · ln(0/0))
@@ -66,12 +80,21 @@ def js_distance(expected: ArrayLike, actual: ArrayLike) -> float:
     one threshold mean the same for every feature. Equals
     ``scipy.spatial.distance.jensenshannon(p, q, base=2)`` without its per-call overhead.
     """
-    p, q = _proportions(expected, "expected"), _proportions(actual, "actual")
-    if p.shape != q.shape:
-        raise ValueError(f"bins differ: expected has {p.size}, actual {q.size}")
+    return _js(*_same_bins(expected, actual))
+
+
+def _js(p: NDArray[np.float64], q: NDArray[np.float64]) -> float:
     m = (p + q) / 2.0
     divergence = (special.rel_entr(p, m).sum() + special.rel_entr(q, m).sum()) / 2.0
     return float(min(1.0, math.sqrt(max(0.0, float(divergence) / math.log(2.0)))))
+
+
+def histogram_distances(expected: ArrayLike, actual: ArrayLike) -> tuple[float, float]:
+    """``psi(expected, actual)`` and ``js_distance(expected, actual)``, the same numbers, from
+    one conversion of each count vector to proportions: every feature of every window reports
+    both, and the conversion and its checks cost as much as either metric."""
+    e, a = _same_bins(expected, actual)
+    return _psi(e, a, PSI_EPS), _js(e, a)
 
 
 def wasserstein_normalized(ref_sample: ArrayLike, cur_sample: ArrayLike, ref_std: float) -> float:
@@ -101,20 +124,52 @@ def ecdf_distances(ref_sample: ArrayLike, cur_sample: ArrayLike) -> tuple[float,
     """The KS statistic (largest gap between the empirical CDFs) and the Wasserstein distance
     (the area between them) of two samples, from one sort of the pooled values.
 
-    Walking the pooled values in order, the reference's CDF rises by 1/n at its own values and
-    the window's by 1/m at its; where values tie only the last of the run holds both CDFs, and
-    the area ignores the others as their width is zero. scipy's two functions sort and search
-    four times between them; this was most of a window's evaluation.
+    scipy's two functions sort and search four times between them; this was most of a
+    window's evaluation. A caller comparing many windows with one reference sorts it once
+    and calls `ecdf_distances_sorted`.
     """
     ref, cur = _sample(ref_sample), _sample(cur_sample)
-    pooled = np.concatenate((ref, cur))
-    order = np.argsort(pooled, kind="stable")
+    return _pooled_distances(np.concatenate((ref, cur)), ref.size)
+
+
+def ecdf_distances_sorted(ref_sorted: ArrayLike, cur_sample: ArrayLike) -> tuple[float, float]:
+    """`ecdf_distances` of a reference sample already sorted ascending (as ``np.sort`` leaves
+    it, e.g. a profile's cached ``sorted_sample``): the same numbers, at a fraction of the cost.
+
+    Only the window's sample is sorted; the pooled values are then two ascending runs, which
+    the stable sort (timsort) merges in one linear pass instead of sorting them afresh.
+    Sorting each side first changes nothing the walk reads: the stable sort still puts tied
+    reference values before window ones, so the grid and the running counts are those of
+    the unsorted samples (up to the order of tied -0.0 and 0.0, which no result can see).
+    Being sorted, the reference is finite iff its ends are: that is all that is checked of it.
+    """
+    ref = np.asarray(ref_sorted, dtype=np.float64)
+    if ref.ndim != 1 or ref.size == 0 or not (math.isfinite(ref[0]) and math.isfinite(ref[-1])):
+        raise ValueError("a sample must be a non-empty 1-d array of finite values")
+    cur = np.sort(_sample(cur_sample))
+    return _pooled_distances(np.concatenate((ref, cur)), ref.size)
+
+
+def _pooled_distances(pooled: NDArray[np.float64], n: int) -> tuple[float, float]:
+    """KS statistic and area between the ECDFs of ``pooled[:n]`` and ``pooled[n:]``.
+
+    Walking the pooled values in order, the reference's CDF rises by 1/n at its own values and
+    the window's by 1/m at its; where values tie only the last of the run holds both CDFs, and
+    the area ignores the others as their width is zero.
+    """
+    # method calls, no np.append / np.diff: their wrappers cost more than the arithmetic here
+    order = pooled.argsort(kind="stable")  # ties: reference values first
     grid = pooled[order]
-    from_ref = np.cumsum(order < ref.size)
-    gaps = from_ref / ref.size - (np.arange(1, grid.size + 1) - from_ref) / cur.size
-    run_ends = np.append(grid[1:] != grid[:-1], True)
-    statistic = float(np.abs(gaps[run_ends]).max())
-    area = float(np.einsum("i,i->", np.abs(gaps[:-1]), np.diff(grid)))  # no BLAS threads
+    from_ref = (order < n).cumsum()
+    size = grid.size
+    # |F_ref - F_cur| just after each pooled value
+    gaps = np.abs(from_ref / n - (np.arange(1, size + 1) - from_ref) / (size - n))
+    run_ends = np.empty(size, dtype=bool)
+    np.not_equal(grid[1:], grid[:-1], out=run_ends[:-1])
+    run_ends[-1] = True
+    statistic = float(gaps[run_ends].max())
+    widths = grid[1:] - grid[:-1]
+    area = float(np.einsum("i,i->", gaps[:-1], widths))  # no BLAS threads
     return statistic, area
 
 
@@ -203,5 +258,12 @@ def psi_null_quantile(bins: int, n_ref: int, n_cur: int, q: float = 0.999) -> fl
     """
     if bins < 2 or n_ref < 1 or n_cur < 1 or not 0 < q < 1:
         raise ValueError("need bins >= 2, n_ref >= 1, n_cur >= 1 and 0 < q < 1")
-    # chdtri(df, 1 - q) is chi2.ppf(q, df) without the distribution object's ~100 us overhead
-    return float(special.chdtri(bins - 1, 1.0 - q)) * (1.0 / n_ref + 1.0 / n_cur)
+    return _chi2_quantile(bins - 1, q) * (1.0 / n_ref + 1.0 / n_cur)
+
+
+@functools.lru_cache(maxsize=1024)
+def _chi2_quantile(df: int, q: float) -> float:
+    """``chi2.ppf(q, df)``, remembered: a window asks it for every feature with few distinct
+    (bins, q), and even the bare ``chdtri`` (without the distribution object's ~100 us) costs
+    more than a cache hit."""
+    return float(special.chdtri(df, 1.0 - q))

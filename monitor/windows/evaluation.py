@@ -15,8 +15,6 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import numpy as np
-
 from monitor.reference.columns import CategoricalProfile, NumericProfile
 from monitor.reference.profile import ReferenceProfile
 from monitor.stats import quality
@@ -119,16 +117,17 @@ def _inputs(name: str, acc: Accumulator, profile: ReferenceProfile) -> FeatureIn
         histogram = acc.histogram
         if histogram is None or ref.std is None or len(histogram) != len(ref.histogram):
             return None
-        return NumericInputs(
-            ref_hist=np.asarray(ref.histogram, dtype=np.int64),
-            ref_sample=np.asarray(ref.sample, dtype=np.float64),
+        return NumericInputs(  # the profile's arrays are made once, not per window
+            ref_hist=ref.histogram_counts,
+            ref_sample=ref.sorted_sample,
             ref_std=ref.std,
             ref_missing_rate=ref.missing_rate,
-            win_hist=np.asarray(histogram, dtype=np.int64),
-            win_sample=np.asarray(acc.sample, dtype=np.float64),
+            win_hist=histogram,
+            win_sample=acc.sample,
             n=acc.count,
             missing=acc.missing,
             type_errors=acc.type_errors,
+            ref_sample_sorted=True,
         )
     if isinstance(acc, CategoricalAccumulator) and isinstance(ref, CategoricalProfile):
         return CategoricalInputs(

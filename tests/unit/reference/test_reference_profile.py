@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -241,3 +242,29 @@ def test_reference_profile_is_immutable() -> None:
     with pytest.raises(AttributeError):
         p.rows = 2  # type: ignore[misc]
     assert isinstance(p, ReferenceProfile)
+
+
+def test_numeric_profile_keeps_sorted_read_only_arrays_for_windows() -> None:
+    """The sample sorted and the histogram as arrays are made once, read-only, for every
+    window to compare with; derived, they stay out of equality, repr and the stored JSON."""
+    rows = [
+        {"features": {"x": float((i * 7919) % 101) - 50.0}, "prediction": 0} for i in range(300)
+    ]
+    profile = build_profile(rows, model(), None, "t")
+    p = profile.features["x"]
+    assert isinstance(p, NumericProfile)
+    assert p.sorted_sample.tolist() == sorted(p.sample) and p.sample != tuple(sorted(p.sample))
+    assert p.sorted_sample.dtype == np.float64 and p.histogram_counts.dtype == np.int64
+    assert p.histogram_counts.tolist() == list(p.histogram)
+    for array in (p.sorted_sample, p.histogram_counts):
+        with pytest.raises(ValueError, match="read-only"):
+            array[0] = 1
+    assert "sorted" not in repr(p) and b"sorted" not in profile.to_json()
+    restored = ReferenceProfile.from_json(profile.to_json())
+    assert restored == profile
+    x = restored.features["x"]
+    assert isinstance(x, NumericProfile) and x.sorted_sample.tolist() == p.sorted_sample.tolist()
+    changed = replace(p, sample=(3.0, -1.0, 2.0))
+    assert changed.sorted_sample.tolist() == [-1.0, 2.0, 3.0] and changed != p
+    empty = NumericProfile((), (), 0, 1, 1, None, None, None, None, 0.5, ())
+    assert empty.sorted_sample.size == empty.histogram_counts.size == 0

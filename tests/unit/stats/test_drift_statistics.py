@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from scipy import stats
+from scipy import special, stats
 from scipy.spatial.distance import jensenshannon
 
 from monitor.stats import drift
@@ -219,3 +219,84 @@ def test_samples_with_nan_are_refused() -> None:
     """A NaN in a sample is a windows-layer bug; it must not silently become p = NaN."""
     with pytest.raises(ValueError, match="finite"):
         drift.ks([1.0, math.nan], [1.0, 2.0])
+
+
+def pooled_ecdf_distances(ref: list[float], cur: list[float]) -> tuple[float, float]:
+    """The straightforward computation the fast paths must reproduce bit for bit: one stable
+    argsort of reference-then-window values, walked with the running reference count."""
+    pooled = np.concatenate((np.asarray(ref, dtype=np.float64), np.asarray(cur, dtype=np.float64)))
+    order = np.argsort(pooled, kind="stable")
+    grid = pooled[order]
+    from_ref = np.cumsum(order < len(ref))
+    gaps = from_ref / len(ref) - (np.arange(1, grid.size + 1) - from_ref) / len(cur)
+    run_ends = np.append(grid[1:] != grid[:-1], True)
+    statistic = float(np.abs(gaps[run_ends]).max())
+    area = float(np.einsum("i,i->", np.abs(gaps[:-1]), np.diff(grid)))
+    return statistic, area
+
+
+# few distinct values (ties within and between the samples, signed zeros) or any finite ones
+tied = st.sampled_from([-2.5, -1.0, -0.0, 0.0, 1e-300, 1.0, 3.0, 3.0000000000000004])
+sample_values = st.one_of(tied, st.floats(-1e6, 1e6), st.integers(-3, 3).map(float))
+
+
+@given(
+    st.lists(sample_values, min_size=1, max_size=80),
+    st.lists(sample_values, min_size=1, max_size=80),
+)
+def test_ecdf_fast_paths_equal_the_pooled_sort_exactly(ref: list[float], cur: list[float]) -> None:
+    """Unsorted or with the reference sorted once, the KS statistic and the area are exactly
+    those of one stable sort of the pooled values: ties, duplicates across the samples and
+    single values included."""
+    expected = pooled_ecdf_distances(ref, cur)
+    assert drift.ecdf_distances(ref, cur) == expected
+    assert drift.ecdf_distances_sorted(np.sort(np.asarray(ref)), cur) == expected
+    assert drift.ecdf_distances_sorted(np.sort(np.asarray(ref)), cur[::-1]) == expected
+
+
+@pytest.mark.parametrize(("n_ref", "n_cur"), [(2_000, 500), (2_000, 2_000), (2_000, 3), (1, 1)])
+def test_ecdf_distances_sorted_on_window_sized_samples(n_ref: int, n_cur: int) -> None:
+    """Reference-sized samples rounded to force ties give the pooled sort's numbers."""
+    rng = np.random.default_rng(n_cur)
+    ref, cur = np.round(rng.normal(size=n_ref), 2), np.round(rng.normal(0.1, size=n_cur), 2)
+    expected = pooled_ecdf_distances(ref.tolist(), cur.tolist())
+    assert drift.ecdf_distances_sorted(np.sort(ref), cur) == expected
+
+
+@pytest.mark.parametrize(
+    ("ref", "cur"),
+    [([1.0, math.inf], [1.0]), ([-math.inf, 1.0], [1.0]), ([1.0, math.nan], [1.0]),
+     ([], [1.0]), ([1.0], [math.nan]), ([1.0], [])],
+)  # fmt: skip
+def test_ecdf_distances_sorted_refuses_non_finite_or_empty_samples(
+    ref: list[float], cur: list[float]
+) -> None:
+    """A sorted reference is checked at its ends (NaN sorts last), the window sample fully."""
+    with pytest.raises(ValueError, match="finite"):
+        drift.ecdf_distances_sorted(np.sort(np.asarray(ref, dtype=np.float64)), cur)
+
+
+@given(count_pairs())
+def test_histogram_distances_are_psi_and_js_exactly(pair: tuple[list[int], list[int]]) -> None:
+    """One conversion to proportions gives the very numbers of psi and js_distance."""
+    assert drift.histogram_distances(*pair) == (drift.psi(*pair), drift.js_distance(*pair))
+
+
+@given(count_pairs())
+def test_smoothed_psi_is_the_guarded_formula_exactly(pair: tuple[list[int], list[int]]) -> None:
+    """Smoothed, PSI skips the 0 · ln(0/0) guard it cannot need: same number as with it."""
+    e, a = (np.asarray(c, dtype=np.float64) / sum(c) for c in pair)
+    eps = drift.PSI_EPS
+    e, a = (e + eps) / (1 + e.size * eps), (a + eps) / (1 + a.size * eps)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = (a - e) * np.log(a / e)
+    terms[a == e] = 0.0
+    assert drift.psi(*pair) == float(terms.sum())
+
+
+def test_psi_null_quantile_is_the_same_when_remembered() -> None:
+    """The cached chi-square quantile is chdtri's own value, call after call."""
+    first = drift.psi_null_quantile(7, 20_000, 500, 0.9999)
+    again = drift.psi_null_quantile(7, 20_000, 500, 0.9999)
+    oracle = float(special.chdtri(6, 1.0 - 0.9999)) * (1.0 / 20_000 + 1.0 / 500)
+    assert first == again == oracle
