@@ -8,6 +8,7 @@ is kept sorted by (key, value) and stored as base64 of little-endian bytes.
 from __future__ import annotations
 
 import base64
+import binascii
 from typing import Any
 
 import numpy as np
@@ -60,4 +61,6 @@ def encode_array(array: NDArray[Any], dtype: str) -> str:
 
 
 def decode_array(text: str, dtype: str) -> NDArray[Any]:
-    return np.frombuffer(base64.b64decode(text, validate=True), dtype=dtype)
+    """The array ``encode_array`` wrote; strict base64 (binascii's own check, which costs half
+    of what ``b64decode(validate=True)``'s regular expression does)."""
+    return np.frombuffer(binascii.a2b_base64(text, strict_mode=True), dtype=dtype)
