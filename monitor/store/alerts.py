@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, func, select, text, update
+from sqlalchemy import Connection, Row, Table, bindparam, func, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from monitor.rules.alerts import SilenceRule
 from monitor.rules.lifecycle import AlertState
 from monitor.rules.matching import AlertKey
-from monitor.store.repository import dialect_insert
 from monitor.store.tables import Alert, Silence
 
 _ALERTS: Table = Alert.__table__  # type: ignore[assignment]
@@ -43,7 +43,10 @@ def lock_alerts(conn: Connection, model: str, version: str) -> None:
     if conn.dialect.name != "postgresql":
         return
     key = zlib.crc32(f"alerts\x00{model}\x00{version}".encode()) - 2**31
-    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    conn.execute(_LOCK, {"key": key})
+
+
+_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 
 
 def _stored(row: Row[Any]) -> StoredAlert:
@@ -61,32 +64,58 @@ def _stored(row: Row[Any]) -> StoredAlert:
 
 def load_alerts(conn: Connection, model: str, version: str) -> dict[AlertKey, StoredAlert]:
     """Every alert of (model, version), by key."""
-    query = select(_ALERTS).where(_ALERTS.c.model == model, _ALERTS.c.version == version)
-    found = (_stored(r) for r in conn.execute(query))
+    found = (_stored(r) for r in conn.execute(_ALERTS_OF, {"a_model": model, "a_version": version}))
     return {a.state.key: a for a in found}
+
+
+# Built once: a close loads its model's alerts every window.
+_ALERTS_OF = select(_ALERTS).where(
+    _ALERTS.c.model == bindparam("a_model"), _ALERTS.c.version == bindparam("a_version")
+)
 
 
 def save_alerts(
     conn: Connection, states: Sequence[AlertState], now: datetime
 ) -> dict[AlertKey, int]:
-    """Insert or update ``states``; their ids by key."""
-    ids: dict[AlertKey, int] = {}
-    for state in states:
-        values: dict[str, Any] = {name: getattr(state, name) for name in _STATE_COLUMNS}
+    """Insert or update ``states``; their ids by key.
+
+    One upsert for them all (a drifting window changes dozens of alerts at once), instead of
+    a statement each; a key given twice keeps its last state, as saving one by one did.
+    """
+    latest = {state.key: state for state in states}
+    if not latest:
+        return {}
+    rows = []
+    keys: dict[tuple[str, ...], AlertKey] = {}  # stored key columns -> the state's key
+    for key, state in latest.items():
+        stored_key = _stored_key(state)
+        keys[stored_key] = key
+        values: dict[str, Any] = dict(zip(_KEY_COLUMNS, stored_key, strict=True))
+        values.update({name: getattr(state, name) for name in _STATE_COLUMNS})
         values["updated_at"] = now
-        key = {
-            "rule": state.rule,
-            "model": state.model,
-            "version": state.version,
-            "segment": state.segment or "",
-            "feature": state.feature or "",
-        }
-        statement = dialect_insert(conn, _ALERTS).values(**key, **values)
-        statement = statement.on_conflict_do_update(
-            index_elements=list(key), set_=values
-        ).returning(_ALERTS.c.id)
-        ids[state.key] = int(conn.execute(statement).scalar_one())
-    return ids
+        rows.append(values)
+    saved = conn.execute(_UPSERTS[conn.dialect.name], rows)
+    return {keys[tuple(row[1:])]: int(row[0]) for row in saved}
+
+
+def _stored_key(state: AlertState) -> tuple[str, ...]:
+    """The ``_KEY_COLUMNS`` of a state as stored ('' for segment / feature None)."""
+    return (state.rule, state.model, state.version, state.segment or "", state.feature or "")
+
+
+def _upsert(statement: Any) -> Any:
+    """``statement`` (a dialect's INSERT of alerts) ON CONFLICT (key) DO UPDATE the state."""
+    return statement.on_conflict_do_update(
+        index_elements=list(_KEY_COLUMNS),
+        set_={name: statement.excluded[name] for name in (*_STATE_COLUMNS, "updated_at")},
+    ).returning(_ALERTS.c.id, *(_ALERTS.c[name] for name in _KEY_COLUMNS))
+
+
+_KEY_COLUMNS = ("rule", "model", "version", "segment", "feature")
+_UPSERTS = {
+    "postgresql": _upsert(postgresql.insert(_ALERTS)),
+    "sqlite": _upsert(sqlite.insert(_ALERTS)),
+}
 
 
 def list_alerts(

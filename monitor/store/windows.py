@@ -9,13 +9,28 @@ checkpoint that writes a partial against the close that reads them.
 
 from __future__ import annotations
 
+import operator
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, delete, func, or_, select, text
+from sqlalchemy import (
+    Connection,
+    Dialect,
+    String,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    text,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql.base import PGDialect
 
 from monitor.store.repository import TopicPartition, dialect_insert
 from monitor.store.tables import (
@@ -44,13 +59,34 @@ def lock_window(conn: Connection, window: WindowId, *, shared: bool) -> None:
         return
     model, version, start = window
     key = zlib.crc32(f"{model}\x00{version}\x00{start.isoformat()}".encode()) - 2**31
-    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
-    conn.execute(text(f"SELECT {function}(:key)"), {"key": key})
+    conn.execute(_SHARED_LOCK if shared else _EXCLUSIVE_LOCK, {"key": key})
+
+
+_SHARED_LOCK = text("SELECT pg_advisory_xact_lock_shared(:key)")
+_EXCLUSIVE_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 
 
 def _window_is(table: Table, window: WindowId) -> Any:
     model, version, start = window
     return and_(table.c.model == model, table.c.version == version, table.c.window_start == start)
+
+
+# Statements a close runs once per window are built once, with the window as parameters
+# (`_window_params`): building a statement per call cost more than running it on SQLite.
+
+
+def _is_the_window(table: Table) -> Any:
+    """``table``'s rows of the window given by `_window_params`."""
+    return and_(
+        table.c.model == bindparam("w_model"),
+        table.c.version == bindparam("w_version"),
+        table.c.window_start == bindparam("w_start"),
+    )
+
+
+def _window_params(window: WindowId) -> dict[str, Any]:
+    model, version, start = window
+    return {"w_model": model, "w_version": version, "w_start": start}
 
 
 def closed_among(conn: Connection, windows: Iterable[WindowId]) -> set[WindowId]:
@@ -117,6 +153,9 @@ def load_partials(
     conn: Connection, tps: Iterable[TopicPartition] | None = None, window: WindowId | None = None
 ) -> list[PartialRow]:
     """Stored shares of these partitions, or of one window."""
+    if tps is None and window is not None:
+        found = conn.execute(_PARTIALS_OF_WINDOW, _window_params(window))
+        return [_partial_row(r) for r in found]
     query = select(_PARTIALS)
     if tps is not None:
         wanted = list(tps)
@@ -128,19 +167,30 @@ def load_partials(
     if window is not None:
         query = query.where(_window_is(_PARTIALS, window))
     return [
-        PartialRow(
-            r.model,
-            r.version,
-            r.window_start,
-            r.window_end,
-            r.topic,
-            r.partition,
-            r.reference_revision,
-            r.events,
-            r.state,
-        )
+        _partial_row(r)
         for r in conn.execute(query.order_by(_PARTIALS.c.topic, _PARTIALS.c.partition))
     ]
+
+
+_PARTIALS_OF_WINDOW = (
+    select(_PARTIALS)
+    .where(_is_the_window(_PARTIALS))
+    .order_by(_PARTIALS.c.topic, _PARTIALS.c.partition)
+)
+
+
+def _partial_row(r: Any) -> PartialRow:
+    return PartialRow(
+        r.model,
+        r.version,
+        r.window_start,
+        r.window_end,
+        r.topic,
+        r.partition,
+        r.reference_revision,
+        r.events,
+        r.state,
+    )
 
 
 def open_windows(conn: Connection) -> list[tuple[WindowId, datetime]]:
@@ -164,25 +214,29 @@ def claim_window(
 ) -> bool:
     """Mark the window closed; False when another process closed it first."""
     model, version, start = window
-    statement = (
-        dialect_insert(conn, _CLOSED)
-        .values(
-            model=model,
-            version=version,
-            window_start=start,
-            window_end=window_end,
-            events=events,
-            reference_revision=revision,
-            closed_at=now,
-        )
-        .on_conflict_do_nothing()
-        .returning(_CLOSED.c.model)
-    )
-    return conn.execute(statement).first() is not None
+    values = {
+        "model": model,
+        "version": version,
+        "window_start": start,
+        "window_end": window_end,
+        "events": events,
+        "reference_revision": revision,
+        "closed_at": now,
+    }
+    return conn.execute(_CLAIMS[conn.dialect.name], values).first() is not None
+
+
+_CLAIMS = {  # INSERT ... ON CONFLICT DO NOTHING RETURNING, per dialect
+    "postgresql": postgresql.insert(_CLOSED).on_conflict_do_nothing().returning(_CLOSED.c.model),
+    "sqlite": sqlite.insert(_CLOSED).on_conflict_do_nothing().returning(_CLOSED.c.model),
+}
 
 
 def delete_partials(conn: Connection, window: WindowId) -> None:
-    conn.execute(delete(_PARTIALS).where(_window_is(_PARTIALS, window)))
+    conn.execute(_DELETE_PARTIALS, _window_params(window))
+
+
+_DELETE_PARTIALS = delete(_PARTIALS).where(_is_the_window(_PARTIALS))
 
 
 COUNT_METRICS = ("late_events", "duplicates", "unlabelled", "orphan_labels")
@@ -190,10 +244,14 @@ COUNT_METRICS = ("late_events", "duplicates", "unlabelled", "orphan_labels")
 
 def window_counters(conn: Connection, window: WindowId) -> dict[str, int]:
     """The window's counted ``events`` and the ``COUNT_METRICS`` so far (0 when none)."""
-    columns = [_COUNTS.c[name] for name in ("events", *COUNT_METRICS)]
-    row = conn.execute(select(*columns).where(_window_is(_COUNTS, window))).first()
-    names = ("events", *COUNT_METRICS)
-    return {name: int(row[i]) if row is not None else 0 for i, name in enumerate(names)}
+    row = conn.execute(_COUNTERS_OF_WINDOW, _window_params(window)).first()
+    return {name: int(row[i]) if row is not None else 0 for i, name in enumerate(_COUNTERS)}
+
+
+_COUNTERS = ("events", *COUNT_METRICS)
+_COUNTERS_OF_WINDOW = select(*(_COUNTS.c[name] for name in _COUNTERS)).where(
+    _is_the_window(_COUNTS)
+)
 
 
 def slice_events(conn: Connection, window: WindowId) -> dict[str, int]:
@@ -240,39 +298,121 @@ def count_metric_rows(window: WindowId, end: datetime, counters: dict[str, int])
     ]
 
 
+# The columns `save_metrics` writes, in the order of its row tuples; the natural key; the
+# columns a conflicting row replaces (the others, window_end, keep the stored row's).
+_METRIC_COLUMNS = (
+    "model", "version", "segment", "window_start", "window_end", "feature", "metric",
+    "value", "n", "decision", "updated_at",
+)  # fmt: skip
+_METRIC_KEY = ("model", "version", "segment", "window_start", "feature", "metric")
+_METRIC_UPDATES = ("value", "n", "decision", "updated_at")
+_key_of = operator.itemgetter(*(_METRIC_COLUMNS.index(name) for name in _METRIC_KEY))
+_WINDOW_END = _METRIC_COLUMNS.index("window_end")
+_Values = tuple[Any, ...]  # one row's values, in ``_METRIC_COLUMNS`` order
+
+
+def _metrics_upsert_sql(select_rows: str) -> str:
+    """INSERT the metric columns from ``select_rows``; on conflict replace the updates."""
+    return (
+        f"INSERT INTO {_METRICS.name} ({', '.join(_METRIC_COLUMNS)}) {select_rows} "
+        f"ON CONFLICT ({', '.join(_METRIC_KEY)}) DO UPDATE SET "
+        + ", ".join(f"{name} = excluded.{name}" for name in _METRIC_UPDATES)
+    )
+
+
+def _array_of(column: str) -> str:
+    """The PostgreSQL array type of a column's parameter. Strings are cast unbounded: a cast
+    to VARCHAR(255) would cut an over-long value, which the column must refuse instead."""
+    kind = _METRICS.c[column].type
+    return f"{(String() if isinstance(kind, String) else kind).compile(_PG)}[]"
+
+
+_PG = PGDialect()  # type: ignore[no-untyped-call]
+# SQLite: one row of ``?`` parameters, executemany'd. PostgreSQL: one array parameter per
+# column, unnested, sent in binary (psycopg dumps text arrays in Python, several times slower).
+_SQLITE_UPSERT = _metrics_upsert_sql(f"VALUES ({', '.join('?' * len(_METRIC_COLUMNS))})")
+_ARRAYS = ", ".join(f"%b::{_array_of(name)}" for name in _METRIC_COLUMNS)
+_POSTGRESQL_UPSERT = _metrics_upsert_sql(f"SELECT * FROM unnest({_ARRAYS})")  # noqa: S608
+
+
 def save_metrics(conn: Connection, rows: Sequence[MetricRow], now: datetime) -> None:
-    """Insert or replace metric rows (a late update replaces the row, with its new ``n``)."""
+    """Insert or replace metric rows (a late update replaces the row, with its new ``n``).
+
+    A close writes about 250 rows sharing three datetimes. Handing them to
+    ``conn.execute(upsert, [dict, ...])`` made SQLAlchemy build each row's parameters and
+    convert each of its datetimes, and psycopg adapt each row, which cost more than the
+    database's own work. So the rows go to the driver as plain values (`_metric_values`:
+    what SQLAlchemy would bind, each distinct datetime converted once): to SQLite as one
+    executemany, to PostgreSQL as one statement with an array per column.
+    """
     if not rows:
         return
-    statement = dialect_insert(conn, _METRICS)
-    statement = statement.on_conflict_do_update(
-        index_elements=["model", "version", "segment", "window_start", "feature", "metric"],
-        set_={
-            "value": statement.excluded.value,
-            "n": statement.excluded.n,
-            "decision": statement.excluded.decision,
-            "updated_at": statement.excluded.updated_at,
-        },
-    )
-    conn.execute(
-        statement,
-        [
-            {
-                "model": r.model,
-                "version": r.version,
-                "segment": r.segment or "",
-                "window_start": r.window_start,
-                "window_end": r.window_end,
-                "feature": r.feature or "",
-                "metric": r.metric,
-                "value": r.value,
-                "n": r.n,
-                "decision": r.decision,
-                "updated_at": now,
-            }
-            for r in rows
-        ],
-    )
+    tuples = _metric_values(conn.dialect, rows, now)
+    if conn.dialect.name == "postgresql":
+        columns = zip(*_merge_repeated(tuples), strict=True)
+        conn.exec_driver_sql(_POSTGRESQL_UPSERT, tuple(map(list, columns)))
+    else:
+        conn.exec_driver_sql(_SQLITE_UPSERT, tuples)
+
+
+def _merge_repeated(tuples: list[_Values]) -> list[_Values]:
+    """One row per key, as upserting them one after the other would leave it.
+
+    One statement cannot update a row twice, so the rows of a repeated key become one: the
+    last row's values with the first row's ``window_end`` (an update keeps it).
+    """
+    merged: dict[Any, _Values] = {}
+    for row in tuples:
+        key = _key_of(row)
+        first = merged.get(key)
+        if first is not None:
+            row = (*row[:_WINDOW_END], first[_WINDOW_END], *row[_WINDOW_END + 1 :])
+        merged[key] = row
+    return list(merged.values())
+
+
+def _metric_values(dialect: Dialect, rows: Sequence[MetricRow], now: datetime) -> list[_Values]:
+    """The rows as tuples of the ``_METRIC_COLUMNS`` values SQLAlchemy would bind.
+
+    ``value`` becomes a float as SQLAlchemy's Float does on SQLite (PostgreSQL's arrays
+    want one element type); datetimes are `_BoundTimes`.
+    """
+    times = _BoundTimes(dialect)
+    updated = times[now]
+    return [
+        (
+            r.model,
+            r.version,
+            r.segment or "",
+            times[r.window_start],
+            times[r.window_end],
+            r.feature or "",
+            r.metric,
+            None if r.value is None else float(r.value),
+            r.n,
+            r.decision,
+            updated,
+        )
+        for r in rows
+    ]
+
+
+class _BoundTimes(dict[datetime, Any]):
+    """Datetimes as the UTCDateTime columns bind them for a dialect, each converted once.
+
+    The column type's own bind processor, so a SQLite datetime is stored as the same text,
+    and a PostgreSQL one as the same timestamptz, as through SQLAlchemy; memoised, because
+    a batch repeats the same few.
+    """
+
+    def __init__(self, dialect: Dialect) -> None:
+        super().__init__()
+        column_type = _METRICS.c.window_start.type
+        self._process = column_type.dialect_impl(dialect).bind_processor(dialect)
+
+    def __missing__(self, moment: datetime) -> Any:
+        bound = self[moment] = moment if self._process is None else self._process(moment)
+        return bound
 
 
 def query_metrics(
