@@ -25,6 +25,7 @@ rule whose ``models`` globs match the model's name, whatever its versions.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -70,8 +71,16 @@ _DEFAULTS: tuple[Mapping[str, Any], ...] = (
 
 def default_rules(channels: Iterable[str] = (), models: Iterable[str] = ("*",)) -> list[Rule]:
     """The built-in rules, notifying ``channels``, scoped to the ``models`` globs."""
-    notify, scope = sorted(channels), list(models)
-    return [Rule.model_validate({**d, "notify": notify, "models": scope}) for d in _DEFAULTS]
+    return list(_validated_defaults(tuple(sorted(channels)), tuple(models)))
+
+
+@functools.lru_cache(maxsize=64)
+def _validated_defaults(notify: tuple[str, ...], scope: tuple[str, ...]) -> tuple[Rule, ...]:
+    """Validated once per (channels, models): every closed window of a model without rules
+    of its own asks for them. Rules are frozen, so the instances can be shared."""
+    return tuple(
+        Rule.model_validate({**d, "notify": list(notify), "models": list(scope)}) for d in _DEFAULTS
+    )
 
 
 def own_rules(settings: Settings, model: str) -> list[Rule]:

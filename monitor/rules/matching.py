@@ -28,7 +28,7 @@ and decision rows were already sized upstream (``min_labels``, ``insufficient_da
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from fnmatch import fnmatchcase
@@ -158,6 +158,8 @@ def _beyond(value: float, threshold: float, direction: str) -> bool:
 
 def matches(value: str | None, patterns: Sequence[str]) -> bool:
     """Whether a scope's globs take ``value`` (None: whole model / model level)."""
+    if "*" in patterns:  # the default scope takes everything, None included
+        return True
     if value is None:
         return any(p == NONE_PATTERN or fnmatchcase("", p) for p in patterns)
     return any(fnmatchcase(value, p) for p in patterns)
@@ -198,16 +200,21 @@ def observe(
 
     ``min_samples`` is the model's; ``references`` maps (metric, feature) to the value that
     ``relative_to_reference`` compares with (default: this window's ``@reference`` rows).
+    Only the rows of metrics some rule watches are looked at further: a window has hundreds
+    of rows, the rules concern a few dozen.
     """
     rows = list(rows)
-    refs = reference_values(rows) if references is None else references
+    rules = [r for r in rules if matches(model, r.models) and matches(version, r.versions)]
+    wanted = {rule.metric for rule in rules}
+    if references is None and any(rule.relative_to_reference for rule in rules):
+        references = reference_values(rows)
+    refs = references or {}
     by_metric: dict[str, list[_Row]] = {}
-    for row in [*(_plain(r) for r in rows if r.feature != REFERENCE), *_decision_rows(rows)]:
+    plain = (_plain(r) for r in rows if r.metric in wanted and r.feature != REFERENCE)
+    for row in [*plain, *_decision_rows(rows, wanted)]:
         by_metric.setdefault(row.metric, []).append(row)
     found = []
     for rule in rules:
-        if not (matches(model, rule.models) and matches(version, rule.versions)):
-            continue
         for row in by_metric.get(rule.metric, []):
             if matches(row.segment, rule.segments) and matches(row.feature, rule.features):
                 raw, reference, value = _compared(rule, row, refs)
@@ -253,19 +260,27 @@ def _plain(r: MetricLike) -> _Row:
     return _Row(r.segment, r.feature, r.metric, r.value, r.n, r.decision)
 
 
-def _decision_rows(rows: Sequence[MetricLike]) -> list[_Row]:
-    """The derived ``decision:drift`` and ``decision:quality`` rows (module docstring)."""
+_DECISION_OF = {
+    **{metric: DRIFT_DECISION for metric in DRIFT_METRICS},
+    **{metric: QUALITY_DECISION for metric in QUALITY_RATES},
+}  # the derived metric a row's decision counts towards
+_FLAGGED = {DRIFT_DECISION: "drift", QUALITY_DECISION: "quality"}  # the decision that flags
+
+
+def _decision_rows(rows: Sequence[MetricLike], wanted: Collection[str]) -> list[_Row]:
+    """The derived ``decision:drift`` and ``decision:quality`` rows among ``wanted`` metrics
+    (module docstring)."""
+    derived_of = {metric: name for metric, name in _DECISION_OF.items() if name in wanted}
+    if not derived_of:
+        return []
     families: dict[tuple[str, str | None, str | None], list[MetricLike]] = {}
     for r in rows:
-        if r.decision is None or r.feature == REFERENCE:
-            continue
-        name = DRIFT_DECISION if r.metric in DRIFT_METRICS else None
-        name = QUALITY_DECISION if r.metric in QUALITY_RATES else name
-        if name is not None:
+        name = derived_of.get(r.metric)
+        if name is not None and r.decision is not None and r.feature != REFERENCE:
             families.setdefault((name, r.segment, r.feature), []).append(r)
     derived = []
     for (name, segment, feature), group in families.items():
-        bad = "drift" if name == DRIFT_DECISION else "quality"
+        bad = _FLAGGED[name]
         flagged = [r for r in group if r.decision == bad]
         verdict = bad if flagged else "ok"
         if not flagged and any(r.decision == "insufficient_data" for r in group):

@@ -196,3 +196,10 @@ def test_state_round_trips_through_json(r: Rule, sequence: list[float | None]) -
     for i, value in enumerate(sequence):
         state, _ = step(state, window(i, r, value))
         assert AlertState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
+
+
+@given(rules, st.one_of(st.none(), st.sampled_from([0.0, 0.12, 0.2, 0.3])))
+def test_a_new_alert_steps_as_its_stored_inactive_state(r: Rule, value: float | None) -> None:
+    """step(None, ...) builds the new state at once: the same as stepping a stored new one."""
+    observation = window(0, r, value)
+    assert step(None, observation) == step(AlertState.new(observation), observation)

@@ -62,6 +62,7 @@ def only(observations: list[Observation]) -> Observation:
     ("value", "patterns", "expected"),
     [
         (None, ["*"], True),
+        ("x\ny", ["-", "*"], True),
         (None, ["-"], True),
         (None, ["device=*"], False),
         (None, ["[!@]*"], False),
