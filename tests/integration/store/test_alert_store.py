@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import Connection, Engine, select
 
 from monitor.rules.lifecycle import AlertState
 from monitor.rules.matching import AlertKey
 from monitor.store import alerts as stored_alerts
-from monitor.store import db
 from monitor.store.db import transaction
 from monitor.store.repository import dialect_insert
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 NOW = datetime(2026, 11, 23, 10, 7, 12, 345678, tzinfo=UTC)
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = db.create_db_engine(database_url)
-    db.upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def reference_save(

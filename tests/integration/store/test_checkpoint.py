@@ -10,20 +10,13 @@ from sqlalchemy import Engine
 from monitor.checkpoint import Checkpointer, Ledger, PendingEffects
 from monitor.errors import FencedError
 from monitor.ingest.events import Rejected
-from monitor.store import db, repository
+from monitor.store import repository
 from monitor.store.db import transaction
 from monitor.store.repository import Position
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 TP = ("predictions", 0)
 WINDOW = (1795341600000, 1795341900000)
-
-
-@pytest.fixture
-def engine(database_url: str) -> Engine:
-    engine = db.create_db_engine(database_url)
-    db.upgrade(engine)
-    return engine
 
 
 def member(engine: Engine) -> tuple[Checkpointer, Ledger]:

@@ -9,17 +9,15 @@ SQLite datetime, NaN and infinities, None) and what `query_metrics` reads back.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import astuple, replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
-import pytest
 from sqlalchemy import Connection, Engine, text
 
 from monitor.errors import StoreError
-from monitor.store import db
 from monitor.store import windows as stored
 from monitor.store.db import transaction
 from monitor.store.repository import dialect_insert
@@ -31,14 +29,6 @@ NOW = datetime(2026, 11, 23, 10, 7, 12, 345678, tzinfo=UTC)
 COLUMNS = (
     "version, segment, window_start, window_end, feature, metric, value, n, decision, updated_at"
 )
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = db.create_db_engine(database_url)
-    db.upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def reference_save(conn: Connection, rows: Sequence[MetricRow], now: datetime) -> None:
