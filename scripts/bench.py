@@ -4,6 +4,7 @@
     scripts/bench.py [throughput] [--events N] [--quick] [--kafka HOST:PORT]
                      [--database URL] [--rss-check] [--out FILE]
     scripts/bench.py labels [--events N] [--database URL]
+    scripts/bench.py stages [--events N] [--models M]
 
 ``throughput`` (the default) measures, in one run so the ratios hold on a noisy machine, the
 targets of issue 8: it writes N seeded events (default 500k; 20 numeric + 3 categorical
@@ -30,6 +31,10 @@ within ±10 minutes) into a fresh database, through the same pipeline and checkp
 `monitor run`, and prints predictions/s, labels joined/s and the pending-prediction table's
 size per million predictions. Without ``--database`` it uses ``$MONITOR_TEST_DATABASE_URL``
 (a throwaway PostgreSQL schema), else a temporary SQLite file.
+
+``stages`` replays N of the throughput stream's events (default 200k, ``--models`` M spreads
+them over M models) into a temporary SQLite file and prints the CPU per event of each stage
+(ingest, checkpoint and its parts, closing and its parts): where to look next.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from benchlib import report, throughput
+from benchlib import report, stages, throughput
 from benchlib.storage import fresh_database
 
 from monitor.app import replay
@@ -135,7 +140,7 @@ def bench_throughput(args: argparse.Namespace) -> None:
         print(f"JSON: {args.out}")
 
 
-SUBCOMMANDS = ("throughput", "labels")
+SUBCOMMANDS = ("throughput", "labels", "stages")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -155,9 +160,14 @@ def main(argv: list[str] | None = None) -> None:
     labels = sub.add_parser("labels", help="label join throughput and pending table size")
     labels.add_argument("--events", type=int, default=100_000)
     labels.add_argument("--database", default=database)
+    parts = sub.add_parser("stages", help="CPU per event in each stage of a replay")
+    parts.add_argument("--events", type=int, default=200_000)
+    parts.add_argument("--models", type=int, default=1)
     args = parser.parse_args(argv)
     if args.bench == "labels":
         print(orjson.dumps(bench_labels(args.events, args.database)).decode())
+    elif args.bench == "stages":
+        print(stages.stages_table(stages.measure_stages(args.events, args.models)))
     else:
         bench_throughput(args)
 
