@@ -418,13 +418,19 @@ def save_performance(
 
 def window_performance(conn: Connection, model: str, version: str, start: datetime) -> list[bytes]:
     """Every partition's performance share of one window."""
-    c = _PERFORMANCE.c
-    query = (
-        select(c.state)
-        .where(c.model == model, c.version == version, c.window_start == start)
-        .order_by(c.topic, c.partition)
+    found = conn.execute(_SHARES_OF_WINDOW, {"model": model, "version": version, "start": start})
+    return list(found.scalars())
+
+
+_SHARES_OF_WINDOW = (  # built once: each window close reads its shares
+    select(_PERFORMANCE.c.state)
+    .where(
+        _PERFORMANCE.c.model == bindparam("model"),
+        _PERFORMANCE.c.version == bindparam("version"),
+        _PERFORMANCE.c.window_start == bindparam("start"),
     )
-    return list(conn.execute(query).scalars())
+    .order_by(_PERFORMANCE.c.topic, _PERFORMANCE.c.partition)
+)
 
 
 def lock_performance(conn: Connection, model: str, version: str, start: datetime) -> None:
@@ -438,4 +444,7 @@ def lock_performance(conn: Connection, model: str, version: str, start: datetime
     if conn.dialect.name != "postgresql":
         return
     key = zlib.crc32(f"performance\x00{model}\x00{version}\x00{start.isoformat()}".encode())
-    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key - 2**31})
+    conn.execute(_PERFORMANCE_LOCK, {"key": key - 2**31})
+
+
+_PERFORMANCE_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
