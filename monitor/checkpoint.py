@@ -158,14 +158,10 @@ class Ledger:
     def owns(self, tp: TopicPartition) -> bool:
         return tp in self.stored
 
-    def accepts(self, tp: TopicPartition, offset: int) -> bool:
-        """False for a record already consumed (redelivered after a seek)."""
-        current = self.position.get(tp)
-        return current is None or offset >= current.offset
-
     def unconsumed(self, tp: TopicPartition, records: Sequence[R]) -> Sequence[R]:
         """``records`` of ``tp`` (in offset order, as a partition gives them) without those
-        already consumed; usually all of them, found from the first alone."""
+        already consumed (redelivered after a seek); usually all of them, found from the
+        first alone."""
         current = self.position.get(tp)
         if current is None or not records or records[0].offset >= current.offset:
             return records

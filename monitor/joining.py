@@ -70,13 +70,12 @@ def pending_prediction(
     segment_keys: Sequence[str],
 ) -> StoredPrediction:
     """What a prediction with an id (``event_id``) leaves for its label; ``window`` is its
-    (model, version, start, end). Runs once per prediction: common types are checked first."""
+    (model, version, start, end)."""
     slices: tuple[str, ...] = WHOLE_ONLY
     segment = event.segment
     if segment_keys and segment:
         slices = ("", *(f"{key}={segment[key]}" for key in segment_keys if key in segment))
-    score, scores = event.score, event.scores
-    finite = (type(score) is float or type(score) is int) and math.isfinite(score)
+    scores = event.scores
     return StoredPrediction(
         event.model,
         event_id,
@@ -85,7 +84,7 @@ def pending_prediction(
         window[3],
         slices,
         event.prediction,
-        float(score) if finite else None,
+        _finite(event.score),
         scores if isinstance(scores, dict) else None,
         event.ts_ms,
     )

@@ -1,8 +1,9 @@
-"""The ledger's account of a broker log that restarted below a partition's position."""
+"""The ledger: records already consumed, and a broker log that restarted below a position."""
 
 from __future__ import annotations
 
 from monitor.checkpoint import Ledger
+from monitor.ingest.replay import LineRecord
 from monitor.store.repository import Position
 
 TP = ("p", 0)
@@ -14,6 +15,17 @@ def owning(stored: int | None, consumed: int | None = None) -> Ledger:
     if consumed is not None:
         ledger.consumed(TP, consumed, 2_000)
     return ledger
+
+
+def test_records_below_the_position_are_already_consumed() -> None:
+    """Redelivered after a seek, the records below the consumed position are left out; a
+    batch from the position on is taken whole."""
+    batch = [LineRecord(offset, b"{}") for offset in range(8, 14)]
+    ledger = owning(10)
+    assert [r.offset for r in ledger.unconsumed(TP, batch)] == [10, 11, 12, 13]
+    assert [r.offset for r in ledger.unconsumed(TP, batch[2:])] == [10, 11, 12, 13]
+    assert ledger.unconsumed(TP, batch[:2]) == []
+    assert owning(None).unconsumed(TP, batch) == batch  # nothing consumed yet: all of it
 
 
 def test_records_at_or_above_the_position_are_no_restart() -> None:
@@ -32,7 +44,7 @@ def test_a_restart_moves_the_position_back_and_keeps_the_watermark() -> None:
     ledger = owning(10, consumed=15)
     assert ledger.restarted(TP, 0) == 15
     assert ledger.position[TP] == Position(0, 2_000)
-    assert ledger.accepts(TP, 0)
+    assert ledger.unconsumed(TP, [LineRecord(0, b"{}")]) == [LineRecord(0, b"{}")]
     assert ledger.resets == {TP: 15}
     assert ledger.moves() == {TP: (10, Position(0, 2_000))}
     ledger.consumed(TP, 3, 2_000)
