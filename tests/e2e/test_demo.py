@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import signal
 import subprocess
@@ -23,7 +22,7 @@ import pytest
 import yaml
 
 from monitor.actions.webhook import verify
-from tests.support.processes import alive, found
+from tests.support.processes import alive, found, wait_for
 
 pytestmark = [
     pytest.mark.slow,
@@ -41,17 +40,6 @@ def start(directory: Path, log: Path, *args: str) -> subprocess.Popen[bytes]:
         stderr=subprocess.STDOUT,
         env={**os.environ, "COLUMNS": "160"},
     )
-
-
-def wait_for(log: Path, pattern: str, process: subprocess.Popen[bytes], timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = log.read_text(errors="replace")
-        if re.search(pattern, text):
-            return text
-        assert process.poll() is None, text[-5000:]
-        time.sleep(0.1)
-    raise AssertionError(f"{pattern!r} not seen in {timeout} s:\n{log.read_text()[-5000:]}")
 
 
 def test_a_short_demo_fires_resolves_triggers_and_leaves_a_usable_directory(

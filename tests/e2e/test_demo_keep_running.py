@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from monitor.demo.scenario import MIN_SECONDS
-from tests.support.processes import alive, found
+from tests.support.processes import alive, found, wait_for
 
 pytestmark = [
     pytest.mark.slow,
@@ -46,18 +46,6 @@ def demo_command() -> list[str]:
     if installed and Path(sys.prefix).resolve() == venv.resolve():
         return [str(ROOT / "scripts" / "demo")]
     return [sys.executable, "-m", "monitor", "demo"]
-
-
-def wait_for(log: Path, pattern: str, process: subprocess.Popen[bytes], timeout: float) -> str:
-    """The log once ``pattern`` appears in it; fails if the process ends first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = log.read_text(errors="replace")
-        if re.search(pattern, text):
-            return text
-        assert process.poll() is None, text[-5000:]
-        time.sleep(0.2)
-    raise AssertionError(f"{pattern!r} not seen in {timeout} s:\n{log.read_text()[-5000:]}")
 
 
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy

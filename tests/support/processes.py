@@ -1,9 +1,12 @@
-"""Reading a child's output and asking whether a process still runs (demo tests)."""
+"""Reading a child's output, waiting for its log, asking whether a process still runs (demo
+tests)."""
 
 from __future__ import annotations
 
 import os
 import re
+import subprocess
+import time
 from pathlib import Path
 
 
@@ -21,3 +24,15 @@ def alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+
+
+def wait_for(log: Path, pattern: str, process: subprocess.Popen[bytes], timeout: float) -> str:
+    """The log once ``pattern`` appears in it; fails if the process ends first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace")
+        if re.search(pattern, text):
+            return text
+        assert process.poll() is None, text[-5000:]
+        time.sleep(0.1)
+    raise AssertionError(f"{pattern!r} not seen in {timeout} s:\n{log.read_text()[-5000:]}")
