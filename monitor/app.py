@@ -383,12 +383,19 @@ def build_pipeline(
 ) -> Pipeline:
     """The pipeline with its window manager, windows laid out by the active references."""
 
+    schemas: dict[tuple[str, str, int | None], WindowSchema] = {}  # revisions never change
+
     def schema_for(model: str, version: str) -> WindowSchema:
         active = references.get(model, version)
-        overrides = settings.model(model).features
-        if active is None:
-            return schema_from_reference(None, None, overrides)
-        return schema_from_reference(active.profile, active.revision, overrides)
+        revision = None if active is None else active.revision
+        schema = schemas.get((model, version, revision))
+        if schema is None:
+            overrides = settings.model(model).features
+            profile = None if active is None else active.profile
+            schema = schemas[(model, version, revision)] = schema_from_reference(
+                profile, revision, overrides
+            )
+        return schema
 
     def segments_for(model: str) -> list[str]:
         return settings.model(model).segments
