@@ -24,7 +24,14 @@ Conventions shared with ingest/, stats/ and store/:
 - ``to_state()`` is plain JSON (ints, floats, str, lists, dicts; non-finite moments as the
   strings "inf"/"-inf"/"nan"; the sample as base64 of little-endian bytes: half the size of
   lists of numbers, and cheap to encode); ``from_state`` restores it exactly, through
-  ``json`` or ``orjson``.
+  ``json`` or ``orjson``. ``WindowState.to_bytes`` stores the numeric ones packed instead
+  (``to_packed_state``: edges, histogram and sample as raw bytes beside the JSON), which
+  ``from_packed_state`` restores exactly.
+- Arrays are never written in place: an update or merge replaces them. So restored arrays
+  stay read-only views of the stored bytes, ``copy()`` shares them, and equal edges are one
+  validated read-only array (``numeric.checked_edges``) that merges compare by identity.
+- A merge keeps its sample with a stable sort of the two sorted samples (``merge_samples``):
+  the same bytes ``bottom_k`` gives, at a tenth of the cost.
 """
 
 from __future__ import annotations

@@ -26,6 +26,24 @@ def _rank(category: str) -> tuple[int, str]:
     return _rank_hash(category), category
 
 
+@lru_cache(maxsize=4096)
+def _cached_known(known: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(known)
+
+
+def _known(known: Iterable[str] | None) -> frozenset[str] | None:
+    """``frozenset(known)``, the one object every accumulator of equal known lists shares (so
+    ``merge`` compares them by identity first)."""
+    if known is None:
+        return None
+    if isinstance(known, list | tuple):
+        try:
+            return _cached_known(tuple(known))
+        except TypeError:  # unhashable items: frozenset says so
+            pass
+    return frozenset(known)
+
+
 class CategoricalAccumulator(StateRoundTrip):
     """Count, quality, unseen count and capped per-category counts of one categorical feature.
 
@@ -36,7 +54,7 @@ class CategoricalAccumulator(StateRoundTrip):
     """
 
     def __init__(self, known: Iterable[str] | None = None, max_categories: int = 1000) -> None:
-        self.known = None if known is None else frozenset(known)
+        self.known = _known(known)
         self.max_categories = check_size("max_categories", max_categories)
         self._counts: dict[str, int] = {}
         self._other = 0
@@ -68,7 +86,8 @@ class CategoricalAccumulator(StateRoundTrip):
         """Add ``other``'s events; known categories and caps must match."""
         if not isinstance(other, CategoricalAccumulator):
             raise TypeError(f"cannot merge {type(other).__name__} into CategoricalAccumulator")
-        if self.known != other.known or self.max_categories != other.max_categories:
+        same_known = self.known is other.known or self.known == other.known
+        if not same_known or self.max_categories != other.max_categories:
             raise ValueError("cannot merge accumulators with different known sets or caps")
         self._missing += other._missing
         self._type_errors += other._type_errors
@@ -76,6 +95,16 @@ class CategoricalAccumulator(StateRoundTrip):
         self._other += other._other
         self._add_counts(dict(other._counts))
         return self
+
+    def copy(self) -> Self:
+        """An equal accumulator, without a round trip through the state (whose order of the
+        categories it keeps: sorted)."""
+        acc = object.__new__(type(self))
+        acc.known, acc.max_categories = self.known, self.max_categories
+        acc._counts = dict(sorted(self._counts.items()))
+        acc._other, acc._missing = self._other, self._missing
+        acc._type_errors, acc._unseen = self._type_errors, self._unseen
+        return acc
 
     def _add_counts(self, counts: Mapping[str, int]) -> None:
         for value, c in counts.items():
@@ -138,7 +167,9 @@ class CategoricalAccumulator(StateRoundTrip):
     def from_state(cls, state: Mapping[str, Any]) -> Self:
         """Rebuild from ``to_state()``; ValueError when the state is not a categorical one."""
         check_kind(state, "categorical")
-        acc = cls(state["known"], state["max_categories"])
+        acc = object.__new__(cls)  # as __init__ would, with the known set from the cache
+        acc.known = _known(state["known"])
+        acc.max_categories = check_size("max_categories", state["max_categories"])
         acc._missing, acc._type_errors = int(state["missing"]), int(state["type_errors"])
         acc._unseen, acc._other = int(state["unseen"]), int(state["other"])
         acc._counts = {str(value): int(c) for value, c in state["counts"].items()}

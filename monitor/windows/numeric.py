@@ -7,14 +7,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any, Self, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from monitor.windows.columns import NumericColumn
-from monitor.windows.sample import bottom_k, bottom_k_update, decode_array, encode_array
-from monitor.windows.snapshot import StateRoundTrip
+from monitor.windows.sample import (
+    bottom_k_update,
+    decode_array,
+    encode_array,
+    merge_samples,
+)
+from monitor.windows.snapshot import ArrayReader, ArrayWriter, StateRoundTrip
 
 STATE_VERSION = 1
 
@@ -25,7 +31,7 @@ class NumericAccumulator(StateRoundTrip):
     """Count, quality, moments, range, histogram and bottom-k sample of one numeric feature."""
 
     def __init__(self, edges: ArrayLike | None = None, sample_size: int = 2000) -> None:
-        self.edges = _check_edges(edges)
+        self.edges = checked_edges(edges)
         self.sample_size = check_size("sample_size", sample_size)
         self._n = 0
         self._missing = 0
@@ -105,12 +111,16 @@ class NumericAccumulator(StateRoundTrip):
         self._max = max(self._max, other._max)
         if self._hist is not None and other._hist is not None:
             self._hist = self._hist + other._hist
-        self._keys, self._sample = bottom_k(
-            np.concatenate([self._keys, other._keys]),
-            np.concatenate([self._sample, other._sample]),
-            self.sample_size,
+        self._keys, self._sample = merge_samples(
+            self._keys, self._sample, other._keys, other._sample, self.sample_size
         )
         return self
+
+    def copy(self) -> Self:
+        """An equal accumulator; the arrays are shared, as none is ever written in place."""
+        acc = object.__new__(type(self))
+        acc.__dict__.update(self.__dict__)
+        return acc
 
     @property
     def count(self) -> int:
@@ -176,10 +186,27 @@ class NumericAccumulator(StateRoundTrip):
 
     def to_state(self) -> dict[str, Any]:
         """Plain JSON values; ``from_state`` restores an equal accumulator."""
+        state = self._scalars(None if self.edges is None else self.edges.tolist())
+        state["histogram"] = None if self._hist is None else self._hist.tolist()
+        state["sample_keys"] = encode_array(self._keys, "<u8")
+        state["sample_values"] = encode_array(self._sample, "<f8")
+        return state
+
+    def to_packed_state(self, arrays: ArrayWriter) -> dict[str, Any]:
+        """``to_state`` with the edges, the histogram and the sample in ``arrays`` (raw bytes),
+        the state holding where; ``from_packed_state`` restores an equal accumulator."""
+        edges = None if self.edges is None else arrays.put(self.edges, "<f8")
+        state = self._scalars(edges)
+        state["histogram"] = None if self._hist is None else arrays.put(self._hist, "<i8")
+        state["sample_keys"] = arrays.put(self._keys, "<u8")
+        state["sample_values"] = arrays.put(self._sample, "<f8")
+        return state
+
+    def _scalars(self, edges: Any) -> dict[str, Any]:
         return {
             "kind": "numeric",
             "version": STATE_VERSION,
-            "edges": None if self.edges is None else self.edges.tolist(),
+            "edges": edges,
             "sample_size": self.sample_size,
             "n": self._n,
             "missing": self._missing,
@@ -189,29 +216,70 @@ class NumericAccumulator(StateRoundTrip):
             "m2": encode_float(self._m2),
             "min": self._min if self._n else None,
             "max": self._max if self._n else None,
-            "histogram": None if self._hist is None else self._hist.tolist(),
-            "sample_keys": encode_array(self._keys, "<u8"),
-            "sample_values": encode_array(self._sample, "<f8"),
         }
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> Self:
         """Rebuild from ``to_state()``; ValueError when the state is not a numeric one."""
         check_kind(state, "numeric")
-        acc = cls(state["edges"], state["sample_size"])
+        edges = checked_edges(state["edges"])
+        return cls._restore(
+            state,
+            edges,
+            None if edges is None else np.asarray(state["histogram"], dtype=np.int64),
+            decode_array(state["sample_keys"], "<u8"),
+            decode_array(state["sample_values"], "<f8"),
+        )
+
+    @classmethod
+    def from_packed_state(cls, state: Mapping[str, Any], arrays: ArrayReader) -> Self:
+        """Rebuild from ``to_packed_state()`` and the bytes its ``arrays`` were written to."""
+        check_kind(state, "numeric")
+        where = state["edges"]
+        edges = None if where is None else _packed_edges(arrays.get(where, "<f8").tobytes())
+        return cls._restore(
+            state,
+            edges,
+            None if edges is None else arrays.get(state["histogram"], "<i8"),
+            arrays.get(state["sample_keys"], "<u8"),
+            arrays.get(state["sample_values"], "<f8"),
+        )
+
+    @classmethod
+    def _restore(
+        cls,
+        state: Mapping[str, Any],
+        edges: NDArray[np.float64] | None,
+        hist: NDArray[Any] | None,
+        keys: NDArray[Any],
+        values: NDArray[Any],
+    ) -> Self:
+        """The accumulator of ``state``'s scalars and the arrays decoded from it.
+
+        Not through ``__init__``: the edges come from ``checked_edges``' cache (validated
+        once per distinct reference, and the same object for every accumulator over them),
+        and the decoded arrays are kept as they are (read-only), copied only to turn them
+        into the machine's byte order.
+        """
+        acc = object.__new__(cls)
+        acc.edges = edges
+        acc.sample_size = check_size("sample_size", state["sample_size"])
         acc._n, acc._missing = int(state["n"]), int(state["missing"])
         acc._type_errors = int(state["type_errors"])
         acc._shift = decode_float(state["shift"])
         acc._mean, acc._m2 = decode_float(state["mean"]), decode_float(state["m2"])
         if acc._n:
             acc._min, acc._max = float(state["min"]), float(state["max"])
-        if acc._hist is not None:
-            hist = np.asarray(state["histogram"], dtype=np.int64)
-            if hist.shape != acc._hist.shape:
+        else:
+            acc._min, acc._max = math.inf, -math.inf
+        if edges is None or hist is None:
+            acc._hist = None
+        else:
+            acc._hist = hist.astype(np.int64, copy=False)
+            if acc._hist.shape != (len(edges) + 1,):
                 raise ValueError("histogram length does not match the edges")
-            acc._hist = hist
-        acc._keys = decode_array(state["sample_keys"], "<u8").astype(np.uint64)
-        acc._sample = decode_array(state["sample_values"], "<f8").astype(np.float64)
+        acc._keys = keys.astype(np.uint64, copy=False)
+        acc._sample = values.astype(np.float64, copy=False)
         if len(acc._keys) != len(acc._sample) or len(acc._keys) > acc.sample_size:
             raise ValueError("sample keys and values do not match the sample size")
         return acc
@@ -267,9 +335,42 @@ def _check_edges(edges: ArrayLike | None) -> NDArray[np.float64] | None:
     return array
 
 
+@lru_cache(maxsize=4096)
+def _cached_edges(key: tuple[Any, ...]) -> NDArray[np.float64] | None:
+    return _check_edges(key[0])
+
+
+def checked_edges(edges: ArrayLike | None) -> NDArray[np.float64] | None:
+    """``_check_edges(edges)``, the read-only array shared by every caller with equal edges.
+
+    Every accumulator of a feature has the reference's edges: validating them once per
+    process, not once per accumulator restored, saves most of a state's decoding, and the
+    shared array lets ``_same_edges`` answer by identity. ``0.0 == -0.0`` (and they hash
+    alike), so edges with a zero carry their signs in the key: the array keeps the bits given.
+    """
+    if edges is None:
+        return None
+    try:
+        values: tuple[Any, ...] = tuple(edges)  # type: ignore[arg-type]
+        key: tuple[Any, ...] = (values,)
+        if 0.0 in values:
+            key = (values, tuple(math.copysign(1.0, v) for v in values))
+        return _cached_edges(key)
+    except (TypeError, ValueError):  # not a flat sequence of numbers: _check_edges says why
+        return _check_edges(edges)
+
+
+@lru_cache(maxsize=4096)
+def _packed_edges(data: bytes) -> NDArray[np.float64] | None:
+    """``checked_edges`` of edges stored as little-endian bytes (the key keeps their bits)."""
+    return checked_edges(np.frombuffer(data, dtype="<f8"))
+
+
 def _same_edges(a: NDArray[np.float64] | None, b: NDArray[np.float64] | None) -> bool:
+    if a is b:
+        return True
     if a is None or b is None:
-        return a is b
+        return False
     return bool(np.array_equal(a, b))
 
 

@@ -56,6 +56,32 @@ def bottom_k(
     return keys[order[:k]], values[order[:k]]
 
 
+def merge_samples(
+    keys: NDArray[np.uint64],
+    values: NDArray[np.float64],
+    other_keys: NDArray[np.uint64],
+    other_values: NDArray[np.float64],
+    k: int,
+) -> tuple[NDArray[np.uint64], NDArray[np.float64]]:
+    """``bottom_k`` of two samples together, for a merge.
+
+    Each sample is sorted already, so a stable sort (timsort, which finds the two runs and
+    merges them) orders the union in linear time, where ``bottom_k``'s quicksort after a
+    partition costs ten times as much. Any input still comes out as ``bottom_k``'s: sorted by
+    key, and by (key, value) wherever keys repeat.
+    """
+    if k == 0:
+        return keys[:0], values[:0]
+    keys = np.concatenate((keys, other_keys))
+    values = np.concatenate((values, other_values))
+    order = keys.argsort(kind="stable")  # methods: numpy's function wrappers cost as much
+    ordered = keys[order]
+    if (ordered[1:] == ordered[:-1]).any():  # shared keys (duplicate ids): the value decides
+        order = np.lexsort((values, keys))[:k]
+        return keys[order], values[order]
+    return ordered[:k], values[order[:k]]
+
+
 def encode_array(array: NDArray[Any], dtype: str) -> str:
     return base64.b64encode(array.astype(dtype).tobytes()).decode("ascii")
 

@@ -1,14 +1,24 @@
-"""What every accumulator derives from its ``to_state`` / ``from_state`` pair.
+"""What every accumulator derives from its ``to_state`` / ``from_state`` pair, and the raw
+array section of packed states.
 
-A state is a JSON-safe dict that round-trips exactly, so a copy is a round trip and two
-accumulators are equal when their states are; ``to_json`` / ``from_json`` are the same pair
-under the names the stores use.
+A state is a JSON-safe dict that round-trips exactly, so a copy is a round trip (the
+accumulators of ``monitor.windows.accumulators`` copy their fields directly, to the same end)
+and two accumulators are equal when their states are; ``to_json`` / ``from_json`` are the same
+pair under the names the stores use.
+
+A packed state (``WindowState.to_bytes``) keeps the arrays out of the JSON: ``ArrayWriter``
+appends each as raw little-endian bytes to one section, 8-byte aligned, and the state holds
+``[offset, count]`` in items; ``ArrayReader`` gives it back as a read-only slice of one
+``numpy.frombuffer`` view of that section, without a copy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, Self
+
+import numpy as np
+from numpy.typing import NDArray
 
 
 class StateRoundTrip:
@@ -39,3 +49,54 @@ class StateRoundTrip:
         return self.to_state() == other.to_state()
 
     __hash__ = None  # type: ignore[assignment]  # mutable
+
+
+class ArrayWriter:
+    """Collects 8-byte arrays as raw little-endian bytes; ``put`` returns where one went."""
+
+    __slots__ = ("_parts", "_size")
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self._size = 0  # in 8-byte items
+
+    def put(self, array: NDArray[Any], dtype: str) -> list[int]:
+        """``[offset, count]``, in items, of the 1-D ``array`` as ``dtype`` ("<u8", "<i8" or
+        "<f8")."""
+        at = self._size
+        self._parts.append(array.astype(dtype, copy=False).tobytes())
+        self._size += array.size
+        return [at, array.size]
+
+    def getvalue(self) -> bytes:
+        return b"".join(self._parts)
+
+
+class ArrayReader:
+    """The arrays an ``ArrayWriter`` put, read from ``buffer`` from byte ``start`` on.
+
+    The section is read once as each of the three types; an array is a slice of one.
+    """
+
+    __slots__ = ("_by_type", "_size")
+
+    def __init__(self, buffer: bytes, start: int) -> None:
+        if start > len(buffer) or (len(buffer) - start) % 8:
+            raise ValueError("the array section is not a whole number of 8-byte items")
+        items = np.frombuffer(buffer, dtype="<u8", offset=start)
+        self._size = items.size
+        self._by_type: dict[str, NDArray[Any]] = {
+            "<u8": items,
+            "<i8": items.view("<i8"),
+            "<f8": items.view("<f8"),
+        }
+
+    def get(self, where: Any, dtype: str) -> NDArray[Any]:
+        """The array at ``[offset, count]``; ValueError when it is not in the section."""
+        try:
+            offset, count = where
+            if offset >= 0 and count >= 0 and offset + count <= self._size:
+                return self._by_type[dtype][offset : offset + count]
+        except (TypeError, ValueError):
+            pass
+        raise ValueError(f"not an array position: {where!r}")

@@ -25,6 +25,8 @@ from monitor.windows.accumulators import (
 )
 from monitor.windows.columns import categorical_column, numeric_column
 from monitor.windows.hashing import event_keys, stable_hash
+from monitor.windows.numeric import checked_edges
+from monitor.windows.sample import bottom_k, merge_samples
 from tests.unit.windows.strategies import categories, raw_values
 
 MASK64 = (1 << 64) - 1
@@ -298,6 +300,65 @@ def test_state_round_trips_through_json_and_orjson(events: list[Event], edges: A
     assert restored.to_state() == state
     if acc.valid:
         assert (restored.mean, restored.variance) == (acc.mean, acc.variance)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(event_key, st.sampled_from([0.0, 1.0, -2.5, 7.0])), max_size=30),
+    st.lists(st.tuples(event_key, st.sampled_from([0.0, 1.0, -2.5, 7.0])), max_size=30),
+    st.integers(0, 40),
+    st.booleans(),
+)
+def test_merged_samples_are_bottom_k_of_both(
+    a: list[tuple[int, float]], b: list[tuple[int, float]], k: int, presorted: bool
+) -> None:
+    """The stable-sort merge gives bottom_k's bytes: sorted parts as a merge gets them, or not
+    (a state written by hand), with ties under one key ordered by value."""
+
+    def arrays(pairs: list[tuple[int, float]]) -> tuple[NDArray[np.uint64], NDArray[np.float64]]:
+        keys = np.array([key for key, _ in pairs], dtype=np.uint64)
+        values = np.array([value for _, value in pairs], dtype=np.float64)
+        return bottom_k(keys, values, len(pairs)) if presorted else (keys, values)
+
+    (ka, va), (kb, vb) = arrays(a), arrays(b)
+    keys, values = merge_samples(ka, va, kb, vb, k)
+    want_keys, want_values = bottom_k(np.concatenate([ka, kb]), np.concatenate([va, vb]), k)
+    assert keys.tobytes() == want_keys.tobytes()
+    assert values.tobytes() == want_values.tobytes()
+
+
+def test_equal_edges_are_validated_once_and_shared() -> None:
+    """Accumulators over one reference share its edges (merges compare them by identity);
+    a signed zero keeps its sign, though 0.0 == -0.0."""
+    a = NumericAccumulator([0.0, 1.0, 2.0])
+    b = NumericAccumulator.from_state(NumericAccumulator(np.array([0.0, 1.0, 2.0])).to_state())
+    assert a.edges is b.edges
+    assert a.edges is not None and not a.edges.flags.writeable
+    negative = checked_edges([-0.0, 1.0])
+    positive = checked_edges([0.0, 1.0])
+    assert negative is not None and positive is not None
+    assert math.copysign(1.0, negative[0]) == -1.0
+    assert math.copysign(1.0, positive[0]) == 1.0
+    with pytest.raises(ValueError, match="non-decreasing"):
+        checked_edges([2.0, 1.0])
+    with pytest.raises(ValueError, match="finite"):
+        checked_edges([[0.0, 1.0]])
+
+
+def test_a_copy_is_independent_of_its_original() -> None:
+    """Copies share arrays (never written in place): merging into one leaves the other."""
+    acc = numeric_of([(1.0, 5), (2.0, 9), ("x", 3)], edges=[0.0, 1.5, 3.0], k=2)
+    before = acc.to_state()
+    copy = acc.copy()
+    assert copy == acc
+    copy.merge(numeric_of([(0.5, 1), (2.5, 2)], edges=[0.0, 1.5, 3.0], k=2))
+    assert acc.to_state() == before and copy != acc
+    cats = categorical_of(["b", "a", "b", None], frozenset({"a"}), cap=1)
+    cats_before = cats.to_state()
+    cats_copy = cats.copy()
+    assert cats_copy == cats and list(cats_copy.counts) == sorted(cats.counts)
+    cats_copy.merge(categorical_of(["c"], frozenset({"a"}), cap=1))
+    assert cats.to_state() == cats_before and cats_copy != cats
 
 
 # --- categorical -------------------------------------------------------------------------
