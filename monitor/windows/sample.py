@@ -82,6 +82,45 @@ def merge_samples(
     return ordered[:k], values[order[:k]]
 
 
+def bottom_k_update_rows(
+    keys: NDArray[np.uint64],
+    samples: list[NDArray[np.float64]],
+    new_keys: NDArray[np.uint64],
+    new_values: NDArray[np.float64],
+    k: int,
+) -> tuple[NDArray[np.uint64], list[NDArray[np.float64]]] | None:
+    """`bottom_k_update` of several samples holding the same ``keys`` (features of one window
+    that no event has left out yet), each taking its row of ``new_values`` (F x n) under the
+    shared ``new_keys``: the key alone decides, so the selection is made once for all.
+
+    Returns the new keys and the new samples (rows of one array), those `bottom_k_update`
+    would return row by row; None, changing nothing, where keys repeat, as the value then
+    breaks the tie, row by row.
+    """
+    if k == 0:
+        return keys, samples
+    if keys.size == k:
+        compete = new_keys <= keys[-1]
+        if not compete.any():
+            return keys, samples
+        new_keys, new_values = new_keys[compete], new_values[:, compete]
+    if new_keys.size > k:
+        keep = new_keys <= np.partition(new_keys, k - 1)[k - 1]
+        new_keys, new_values = new_keys[keep], new_values[:, keep]
+    order = np.argsort(new_keys)
+    ordered = new_keys[order]
+    if np.any(ordered[1:] == ordered[:-1]):
+        return None
+    new_keys, new_values = ordered[:k], new_values[:, order[:k]]
+    if keys.size == 0:
+        return new_keys, list(new_values)
+    at = np.searchsorted(keys, new_keys)
+    if np.any(keys[np.minimum(at, keys.size - 1)] == new_keys):
+        return None
+    merged = np.insert(np.stack(samples), at, new_values, axis=1)[:, :k]
+    return np.insert(keys, at, new_keys)[:k], list(merged)
+
+
 def encode_array(array: NDArray[Any], dtype: str) -> str:
     return base64.b64encode(array.astype(dtype).tobytes()).decode("ascii")
 

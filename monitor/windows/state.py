@@ -89,6 +89,43 @@ def _feature_columns(events: Sequence[PredictionEvent]) -> dict[str, Sequence[ob
     return {name: [f.get(name) for f in features] for name in every}
 
 
+@dataclass(frozen=True, slots=True)
+class NumericBlock:
+    """A batch's numeric columns as one F x n matrix, when every value is a finite number.
+
+    The usual batch: then the whole-model accumulators take the matrix in one
+    `NumericAccumulator.update_rows`, and each column is a row of it. A column with a missing
+    or a wrong value is left out, to be read on its own by `numeric_column`.
+    """
+
+    rows: dict[str, int]  # feature -> its row of ``values``
+    values: NDArray[np.float64]
+
+    @classmethod
+    def of(cls, raws: dict[str, Sequence[object]]) -> NumericBlock:
+        plain = {n: raw for n, raw in raws.items() if set(map(type, raw)) <= _PLAIN_NUMBERS}
+        if not plain:
+            return cls({}, np.zeros((0, 0)))
+        try:
+            values = np.array(list(plain.values()), dtype=np.float64)
+        except OverflowError:  # an int beyond float64: a type error, found column by column
+            return cls({}, np.zeros((0, 0)))
+        finite = np.isfinite(values).all(axis=1)
+        names = list(plain)
+        if not finite.all():  # ±inf: type errors, found column by column
+            kept = np.flatnonzero(finite).tolist()
+            names, values = [names[i] for i in kept], values[kept]
+        return cls({name: row for row, name in enumerate(names)}, values)
+
+    def column(self, row: int) -> NumericColumn:
+        """One feature's column, as `numeric_column` reads it (every row valid)."""
+        n = self.values.shape[1]
+        return NumericColumn(self.values[row], np.ones(n, np.bool_), np.zeros(n, np.bool_))
+
+
+_PLAIN_NUMBERS = frozenset({float, int})  # what numpy reads as numbers, and only those
+
+
 def _from_state(state: dict[str, Any]) -> Accumulator:
     if state["kind"] == "numeric":
         return NumericAccumulator.from_state(state)
@@ -137,41 +174,58 @@ class WindowState:
         segment_keys: Sequence[str],
     ) -> Self:
         """Add one batch's events of this window (not late), sliced by segment."""
-        columns = self._columns(schema, events)
+        columns, block = self._columns(schema, events)
         self.events += len(events)
         for name, rows in _slices(events, segment_keys).items():
             piece = self.slices.setdefault(name, SliceState())
             piece.events += len(events) if rows is None else len(rows)
+            together: list[tuple[int, NumericAccumulator]] = []  # the block's, in one go
             for feature, (spec, column) in columns.items():
                 acc = piece.accumulators.get(feature)
                 if acc is None:
                     acc = piece.accumulators[feature] = new_accumulator(spec)
                 if rows is None:  # the whole model: every row, no copy
-                    _update(acc, column, keys)
+                    row = block.rows.get(feature)
+                    if row is not None and isinstance(acc, NumericAccumulator):
+                        together.append((row, acc))
+                    else:
+                        _update(acc, column, keys)
                 else:
                     _update(acc, column.take(rows), keys[rows])
+            if together:
+                wanted = [row for row, _ in together]
+                values = block.values
+                if wanted != list(range(len(values))):
+                    values = values[wanted]
+                NumericAccumulator.update_rows([acc for _, acc in together], values, keys)
         return self
 
     def _columns(
         self, schema: WindowSchema, events: Sequence[PredictionEvent]
-    ) -> dict[str, tuple[FeatureSpec, Column]]:
+    ) -> tuple[dict[str, tuple[FeatureSpec, Column]], NumericBlock]:
         by_name = _feature_columns(events)
-        names = set(schema.features).union(by_name)
-        columns: dict[str, tuple[FeatureSpec, Column]] = {}
+        raws: dict[str, tuple[FeatureSpec, Sequence[object]]] = {}
         missing: Sequence[object] = [None] * len(events)
-        for name in sorted(names):
+        for name in sorted(set(schema.features).union(by_name)):
             raw = by_name.get(name, missing)
             kind = self.kinds.get(name)
             spec = schema.spec_for(name, lambda: kind or infer_type(raw))  # noqa: B023
             self.kinds.setdefault(name, spec.kind)
             spec = spec if spec.kind == self.kinds[name] else FeatureSpec(self.kinds[name])
-            columns[name] = (spec, read_column(spec.kind, raw))
-        for name, spec, get in (
-            (SCORE, schema.score, _score),
-            (PREDICTION, schema.prediction, _prediction),
-        ):
-            columns[name] = (spec, read_column(spec.kind, list(map(get, events))))
-        return columns
+            raws[name] = (spec, raw)
+        raws[SCORE] = (schema.score, list(map(_score, events)))
+        raws[PREDICTION] = (schema.prediction, list(map(_prediction, events)))
+        block = NumericBlock.of(
+            {n: raw for n, (spec, raw) in raws.items() if spec.kind == "numeric"}
+        )
+        columns: dict[str, tuple[FeatureSpec, Column]] = {}
+        for name, (spec, raw) in raws.items():
+            row = block.rows.get(name)
+            if row is None:
+                columns[name] = (spec, read_column(spec.kind, raw))
+            else:
+                columns[name] = (spec, block.column(row))
+        return columns, block
 
     def merge(self, other: WindowState) -> Self:
         self.events += other.events
