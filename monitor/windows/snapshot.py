@@ -52,21 +52,31 @@ class StateRoundTrip:
 
 
 class ArrayWriter:
-    """Collects 8-byte arrays as raw little-endian bytes; ``put`` returns where one went."""
+    """Collects 8-byte arrays as raw little-endian bytes; ``put`` returns where one went.
 
-    __slots__ = ("_parts", "_size")
+    An array put again (the same object: the numeric features of a window share their sample
+    keys) is written once, and both places point at it.
+    """
+
+    __slots__ = ("_parts", "_seen", "_size")
 
     def __init__(self) -> None:
         self._parts: list[bytes] = []
         self._size = 0  # in 8-byte items
+        self._seen: dict[tuple[int, str], tuple[NDArray[Any], list[int]]] = {}
 
     def put(self, array: NDArray[Any], dtype: str) -> list[int]:
         """``[offset, count]``, in items, of the 1-D ``array`` as ``dtype`` ("<u8", "<i8" or
         "<f8")."""
+        seen = self._seen.get((id(array), dtype))
+        if seen is not None and seen[0] is array:
+            return seen[1]
         at = self._size
         self._parts.append(array.astype(dtype, copy=False).tobytes())
         self._size += array.size
-        return [at, array.size]
+        where = [at, array.size]
+        self._seen[(id(array), dtype)] = (array, where)  # holding it keeps its id unique
+        return where
 
     def getvalue(self) -> bytes:
         return b"".join(self._parts)
@@ -78,7 +88,7 @@ class ArrayReader:
     The section is read once as each of the three types; an array is a slice of one.
     """
 
-    __slots__ = ("_by_type", "_size")
+    __slots__ = ("_by_type", "_read", "_size")
 
     def __init__(self, buffer: bytes, start: int) -> None:
         if start > len(buffer) or (len(buffer) - start) % 8:
@@ -90,13 +100,20 @@ class ArrayReader:
             "<i8": items.view("<i8"),
             "<f8": items.view("<f8"),
         }
+        self._read: dict[tuple[int, int, str], NDArray[Any]] = {}
 
     def get(self, where: Any, dtype: str) -> NDArray[Any]:
-        """The array at ``[offset, count]``; ValueError when it is not in the section."""
+        """The array at ``[offset, count]``; ValueError when it is not in the section. An
+        array written once for several places is one object again."""
         try:
             offset, count = where
+            key = (offset, count, dtype)
+            found = self._read.get(key)
+            if found is not None:
+                return found
             if offset >= 0 and count >= 0 and offset + count <= self._size:
-                return self._by_type[dtype][offset : offset + count]
+                found = self._read[key] = self._by_type[dtype][offset : offset + count]
+                return found
         except (TypeError, ValueError):
             pass
         raise ValueError(f"not an array position: {where!r}")

@@ -130,3 +130,24 @@ def test_window_accumulators_equal_column_by_column(
     score = accumulators["@score"]
     assert isinstance(score, NumericAccumulator)
     assert score.valid == n
+
+
+def test_shared_sample_keys_are_stored_once() -> None:
+    """Features updated together share their sample's keys, and the stored state holds them
+    once: 8 bytes an event less per extra numeric feature, and the same state read back."""
+    n = 100
+    rows = [{"x": float(i), "y": float(-i), "z": i * 0.5} for i in range(n)]
+    events = _events(rows)
+    keys = event_keys([e.id for e in events], [0] * n, [e.offset for e in events])
+    schema = WindowSchema(None, {name: FeatureSpec("numeric") for name in "xyz"})
+    together = WindowState(None).update(schema, events, keys, [])
+    apart = WindowState(None).update(schema, events, keys, [])
+    for acc in apart.slices[WHOLE_MODEL].accumulators.values():
+        if isinstance(acc, NumericAccumulator):  # keys of its own, equal to the others'
+            acc._keys = acc._keys.copy()
+    packed = together.to_bytes()
+    # x, y, z and @score share one keys array: three fewer copies of n keys
+    assert len(apart.to_bytes()) - len(packed) == 3 * n * 8
+    restored = WindowState.from_bytes(packed).slices[WHOLE_MODEL].accumulators
+    for name, acc in together.slices[WHOLE_MODEL].accumulators.items():
+        assert restored[name].to_state() == acc.to_state()
