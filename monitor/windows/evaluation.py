@@ -22,7 +22,7 @@ from monitor.stats.decision import (
     CategoricalInputs,
     FeatureInputs,
     NumericInputs,
-    evaluate_window,
+    window_rows,
 )
 from monitor.stats.names import REFERENCE
 from monitor.windows.accumulators import CategoricalAccumulator, NumericAccumulator
@@ -72,13 +72,13 @@ def evaluate(
             continue
         inputs = {n: i for n, acc in piece.accumulators.items() if (i := _inputs(n, acc, profile))}
         volume = expected if name == WHOLE_MODEL else None
-        rows = evaluate_window(
+        rows = window_rows(  # evaluate_window's rows, the numeric features measured together
             inputs,
             min_samples=min_samples,
             events=piece.events if volume is not None else None,
             expected_events=volume,
         )
-        metrics += [Metric(segment, r.feature, r.metric, r.value, r.n, r.decision) for r in rows]
+        metrics += [Metric(segment, f, metric, v, n, d) for f, metric, v, n, d in rows]
     changed = 1.0 if state.score_changes else 0.0  # a partition's detector fired in the window
     metrics.append(Metric(None, None, "score_change", changed, state.events, None))
     if profile is not None:  # the reference's own performance, when it had labels

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import struct
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -18,9 +19,11 @@ from monitor.stats.decision import (
     FeatureInputs,
     NumericInputs,
     Row,
+    RowValues,
     benjamini_hochberg,
     evaluate_drift,
     evaluate_window,
+    window_rows,
 )
 from tests.unit.stats.synthetic import N_NUMERIC, Model
 
@@ -291,3 +294,117 @@ def test_a_presorted_reference_sample_gives_the_same_rows(model: Model) -> None:
     rows = evaluate_window(raw, min_samples=5)
     assert evaluate_window(presorted, min_samples=5) == rows
     assert flagged(rows, "drift") >= {("x3", "psi"), ("x9", "psi")}
+
+
+def row_bits(rows: Sequence[Row | RowValues]) -> list[tuple[object, ...]]:
+    """Rows as comparable tuples, each value as its IEEE 754 bytes (bit for bit)."""
+    return [
+        (f, metric, struct.pack("<d", v), type(v), n, type(n), d)
+        for f, metric, v, n, d in (
+            (r.feature, r.metric, r.value, r.n, r.decision) if isinstance(r, Row) else r
+            for r in rows
+        )
+    ]
+
+
+@st.composite
+def window_inputs(draw: st.DrawFn) -> dict[str, FeatureInputs]:
+    """Numeric and categorical inputs of one window: histograms of several bin counts,
+    some empty on either side, samples of shared and differing sizes with ties (or none),
+    missing values and type errors, unseen and vanished categories."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    features: dict[str, FeatureInputs] = {}
+    sizes = draw(
+        st.lists(st.tuples(st.integers(1, 300), st.integers(1, 300)), min_size=1, max_size=3)
+    )
+    for j in range(draw(st.integers(0, 8))):
+        n_ref, n_win = draw(st.sampled_from(sizes))
+        bins = draw(st.sampled_from([3, 4, 12, 12, 12]))
+        decimals = draw(st.sampled_from([0, 1, 4]))
+        shift = draw(st.sampled_from([0.0, 0.0, 0.3, 2.0]))
+        ref_hist = rng.integers(0, 400, bins) * (rng.random(bins) < 0.8)
+        ref_hist[0] = ref_hist[-1] = 0
+        ref_hist[1] += 1
+        win_hist = rng.integers(0, 60, bins) * (rng.random(bins) < 0.8)
+        empty = draw(st.integers(0, 39))  # nothing to measure: no drift rows
+        if empty < 4:
+            (win_hist if empty else ref_hist)[:] = 0
+        missing, errors = (int(k) for k in rng.integers(0, 30, 2))
+        ref = np.sort(np.round(rng.normal(size=n_ref), decimals))
+        features[f"x{j}"] = NumericInputs(
+            ref_hist=ref_hist.astype(np.int64),
+            ref_sample=ref if j % 3 else rng.permutation(ref),
+            ref_std=draw(st.sampled_from([0.0, 1e-5, 1.0, 3.5])),
+            ref_missing_rate=draw(st.sampled_from([0.0, 0.01, 0.2])),
+            win_hist=win_hist.astype(np.int64),
+            win_sample=np.round(rng.normal(shift, 1.0, n_win), decimals),
+            n=int(win_hist.sum()) + missing + errors,
+            missing=missing,
+            type_errors=errors,
+            ref_sample_sorted=bool(j % 3),
+        )
+    for j in range(draw(st.integers(0, 4))):
+        ref_counts = {
+            c: int(k) for c, k in zip("abcdef", rng.integers(0, 500, 6), strict=True) if k or j % 2
+        }
+        win_counts = {
+            c: int(k)
+            for c, k in zip("abcxyz", rng.integers(0, 80, 6), strict=True)
+            if k and c != "b"
+        }
+        missing, errors = (int(k) for k in rng.integers(0, 30, 2))
+        features[f"c{j}"] = CategoricalInputs(
+            ref_counts=ref_counts,
+            ref_missing_rate=draw(st.sampled_from([0.0, 0.05])),
+            win_counts=win_counts,
+            n=sum(win_counts.values()) + missing + errors,
+            missing=missing,
+            type_errors=errors,
+        )
+    return features
+
+
+@given(
+    window_inputs(),
+    st.sampled_from([0, 1, 30, 200]),
+    st.sampled_from([(None, None), (500, 480.0), (500, 100.0), (10, None)]),
+)
+def test_window_rows_are_evaluate_window_bit_for_bit(
+    features: dict[str, FeatureInputs], min_samples: int, volume: tuple[int | None, float | None]
+) -> None:
+    """Measuring the numeric features together gives evaluate_window's rows: the same rows
+    in the same order, the same values to the last bit, the same decisions (or the same
+    refusal: a reference histogram without values has no out-of-range rate)."""
+    events, expected_events = volume
+    kwargs = {"min_samples": min_samples, "events": events, "expected_events": expected_events}
+    try:
+        expected = row_bits(evaluate_window(features, **kwargs))
+    except ValueError:
+        with pytest.raises(ValueError):
+            window_rows(features, **kwargs)
+        return
+    assert row_bits(window_rows(features, **kwargs)) == expected
+
+
+def test_window_rows_of_seeded_windows_are_evaluate_window(model: Model) -> None:
+    """Drifted, stationary, new-category and missing-value windows of the seeded model, with
+    the reference sample sorted once as a profile keeps it: the same rows, bit for bit."""
+    rng = np.random.default_rng(22)
+    decisions = set()
+    for size, kwargs in [
+        (300, {}), (2_000, {"shift": {2: 1, 7: -1}}), (500, {"new_category": {1: 0.25}}),
+        (1_000, {"missing": {"x4": 0.4, "c2": 0.1}}), (150, {"shift": {0: 3}}), (6_000, {}),
+    ]:  # fmt: skip
+        raw = model.window(rng, size, **kwargs)
+        features = {
+            k: replace(i, ref_sample=np.sort(i.ref_sample), ref_sample_sorted=True)
+            if isinstance(i, NumericInputs)
+            else i
+            for k, i in raw.items()
+        }
+        rows = window_rows(features, min_samples=200, events=size, expected_events=500.0)
+        assert row_bits(rows) == row_bits(
+            evaluate_window(raw, min_samples=200, events=size, expected_events=500.0)
+        )
+        decisions |= {r[4] for r in rows}
+    assert decisions == {"drift", "ok", "insufficient_data", "quality"}

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import struct
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from numpy.typing import NDArray
 from scipy import special, stats
 from scipy.spatial.distance import jensenshannon
 
@@ -300,3 +303,114 @@ def test_psi_null_quantile_is_the_same_when_remembered() -> None:
     again = drift.psi_null_quantile(7, 20_000, 500, 0.9999)
     oracle = float(special.chdtri(6, 1.0 - 0.9999)) * (1.0 / 20_000 + 1.0 / 500)
     assert first == again == oracle
+
+
+def bits(values: Sequence[tuple[float, ...]] | Sequence[float]) -> list[bytes]:
+    """Floats, or tuples of floats, as their IEEE 754 bytes: "equal" means bit for bit."""
+    return [
+        struct.pack(f"<{len(v)}d", *v) if isinstance(v, tuple) else struct.pack("<d", v)
+        for v in values
+    ]
+
+
+@st.composite
+def sample_pairs(draw: st.DrawFn) -> tuple[list[NDArray[np.float64]], list[NDArray[np.float64]]]:
+    """Reference samples (sorted) and window samples, a few sizes shared by several pairs."""
+    sizes = draw(
+        st.lists(st.tuples(st.integers(1, 60), st.integers(1, 60)), min_size=1, max_size=3)
+    )
+    refs, curs = [], []
+    for n, m in draw(st.lists(st.sampled_from(sizes), min_size=1, max_size=8)):
+        refs.append(np.sort(np.asarray(draw(st.lists(sample_values, min_size=n, max_size=n)))))
+        curs.append(np.asarray(draw(st.lists(sample_values, min_size=m, max_size=m))))
+    return refs, curs
+
+
+@given(sample_pairs())
+def test_ecdf_rows_are_each_pairs_distances_bit_for_bit(
+    pairs: tuple[list[NDArray[np.float64]], list[NDArray[np.float64]]],
+) -> None:
+    """Walked together as rows, pairs of equal sizes give exactly the 1-d walk's numbers
+    (ties, signed zeros, single values; several sizes in one call)."""
+    refs, curs = pairs
+    expected = [drift.ecdf_distances_sorted(r, c) for r, c in zip(refs, curs, strict=True)]
+    assert bits(drift.ecdf_distances_rows(refs, curs)) == bits(expected)
+
+
+@pytest.mark.parametrize(
+    ("n_ref", "n_cur", "rows", "decimals"),
+    [(2_000, 500, 25, 4), (2_000, 2_000, 25, 2), (2_000, 37, 9, 1), (1_500, 1, 3, 0),
+     (4_000, 4_193, 2, 3)],
+)  # fmt: skip
+def test_ecdf_rows_on_window_sized_blocks_bit_for_bit(
+    n_ref: int, n_cur: int, rows: int, decimals: int
+) -> None:
+    """A window's features in one block (and past the size where rows are walked one by
+    one) give exactly the 1-d walk's numbers."""
+    rng = np.random.default_rng(n_cur)
+    scale = rng.uniform(0.1, 50.0, (rows, 1))
+    refs = list(np.sort(np.round(rng.normal(size=(rows, n_ref)) * scale, decimals), axis=1))
+    curs = list(np.round(rng.normal(0.05, 1.1, size=(rows, n_cur)) * scale, decimals))
+    expected = [drift.ecdf_distances_sorted(r, c) for r, c in zip(refs, curs, strict=True)]
+    assert bits(drift.ecdf_distances_rows(refs, curs)) == bits(expected)
+
+
+@pytest.mark.parametrize(
+    ("ref", "cur"),
+    [([1.0, math.inf], [1.0]), ([-math.inf, 1.0], [1.0]), ([1.0, math.nan], [1.0]),
+     ([], [1.0]), ([1.0], [math.nan]), ([1.0], [-math.inf, 2.0]), ([1.0], [])],
+)  # fmt: skip
+def test_ecdf_rows_refuse_non_finite_or_empty_samples(ref: list[float], cur: list[float]) -> None:
+    """The rows are checked as `ecdf_distances_sorted` checks one pair."""
+    with pytest.raises(ValueError, match="finite"):
+        drift.ecdf_distances_rows([[0.5, 2.0], np.sort(np.asarray(ref))], [[1.0], cur])
+
+
+@st.composite
+def count_rows(draw: st.DrawFn) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Two (rows x bins) count arrays, every row with a positive total."""
+    rows, k = draw(st.integers(1, 6)), draw(st.integers(1, 40))
+    row = st.lists(st.integers(0, 1_000), min_size=k, max_size=k).filter(lambda c: sum(c) > 0)
+    return (
+        np.array(draw(st.lists(row, min_size=rows, max_size=rows)), dtype=np.int64),
+        np.array(draw(st.lists(row, min_size=rows, max_size=rows)), dtype=np.int64),
+    )
+
+
+@given(count_rows())
+def test_histogram_rows_are_each_rows_distances_bit_for_bit(
+    pair: tuple[NDArray[np.int64], NDArray[np.int64]],
+) -> None:
+    """PSI and JS of every row pair at once are exactly `histogram_distances` of each."""
+    expected, actual = pair
+    psis, jss = drift.histogram_distances_rows(expected, actual)
+    one_by_one = [drift.histogram_distances(e, a) for e, a in zip(expected, actual, strict=True)]
+    assert bits(list(zip(psis, jss, strict=True))) == bits(one_by_one)
+
+
+@pytest.mark.parametrize(
+    ("expected", "actual"),
+    [([[1, 2]], [[1, 2, 3]]), ([[0, 0]], [[1, 1]]), ([[1, -1, 2]], [[1, 1, 1]]),
+     ([[1, 2]], [[0, 0]]), ([1, 2], [1, 2]), ([[]], [[]])],
+)  # fmt: skip
+def test_histogram_rows_refuse_what_is_not_two_distributions(
+    expected: list[list[int]], actual: list[list[int]]
+) -> None:
+    """Mismatched bins, an empty or negative row, or 1-d input raise as `psi` does."""
+    with pytest.raises(ValueError):
+        drift.histogram_distances_rows(expected, actual)
+
+
+@given(sample_pairs(), st.lists(st.floats(0.0, 1.0), min_size=9, max_size=9))
+def test_ks_pvalues_are_each_ks_pvalue(
+    pairs: tuple[list[NDArray[np.float64]], list[NDArray[np.float64]]], statistics: list[float]
+) -> None:
+    """One call of the Kolmogorov distribution gives each pair's `ks_pvalue`, small samples
+    (scipy's exact value) included."""
+    refs, curs = pairs
+    rng = np.random.default_rng(len(refs))
+    refs.append(rng.normal(size=2_000))  # effective sizes beyond KS_EXACT_BELOW too
+    curs.append(rng.normal(size=300))
+    stats_ = statistics[: len(refs)]
+    expected = [drift.ks_pvalue(r, c, s) for r, c, s in zip(refs, curs, stats_, strict=True)]
+    assert bits(drift.ks_pvalues(refs, curs, stats_)) == bits(expected)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import numpy as np
@@ -56,9 +57,17 @@ def _plain_inputs(name: str, acc: Any, profile: ReferenceProfile) -> FeatureInpu
     )
 
 
+def bits(metric: Metric) -> tuple[object, ...]:
+    """A metric with its value as IEEE 754 bytes, so that equal means equal bit for bit."""
+    value = None if metric.value is None else struct.pack("<d", metric.value)
+    return (metric.segment, metric.feature, metric.metric, value, metric.n, metric.decision)
+
+
 def test_evaluate_equals_evaluation_of_plain_inputs() -> None:
     """Every drift and quality row of every slice is exactly that of fresh, unsorted reference
-    arrays: caching and sorting the reference's sample changes no number and no decision."""
+    arrays evaluated feature by feature (`evaluate_window`): caching and sorting the
+    reference's sample, and measuring the numeric features together, change no number (to
+    the last bit) and no decision."""
     rng = np.random.default_rng(3)
     reference = [{"features": f, "prediction": 0, "score": 0.5} for f in _rows(rng, 3_000, 0.0)]
     profile = build_profile(reference, ModelConfig(name="m"), None, "t")
@@ -79,5 +88,6 @@ def test_evaluate_equals_evaluation_of_plain_inputs() -> None:
                          for r in rows]  # fmt: skip
         decided = [m for m in metrics if m.decision is not None and m.metric != "volume_ratio"]
         assert decided == expected
+        assert [bits(m) for m in decided] == [bits(m) for m in expected]  # to the last bit
         decisions |= {m.decision for m in decided if m.metric == "ks_stat"}
     assert decisions == {"drift", "ok", "insufficient_data"}  # every path was compared
