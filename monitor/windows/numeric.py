@@ -20,6 +20,7 @@ from monitor.windows.sample import (
     decode_array,
     encode_array,
     merge_samples,
+    merge_samples_rows,
 )
 from monitor.windows.snapshot import ArrayReader, ArrayWriter, StateRoundTrip
 
@@ -139,10 +140,50 @@ class NumericAccumulator(StateRoundTrip):
 
     def merge(self, other: NumericAccumulator) -> Self:
         """Add ``other``'s events; edges and sample sizes must match."""
+        self._merge_summary(other)
+        self._keys, self._sample = merge_samples(
+            self._keys, self._sample, other._keys, other._sample, self.sample_size
+        )
+        return self
+
+    @staticmethod
+    def merge_rows(
+        mine: Sequence[NumericAccumulator], theirs: Sequence[NumericAccumulator]
+    ) -> None:
+        """``mine[j].merge(theirs[j])`` for every j: the features of two shares of a window.
+
+        While each side's samples share one keys array (features updated together, or read
+        back from one packed state), the union is ordered once for all (`merge_samples_rows`).
+        Each pair is checked before anything changes.
+        """
+        for a, b in zip(mine, theirs, strict=True):
+            a._check_mergeable(b)
+        for a, b in zip(mine, theirs, strict=True):
+            a._merge_summary(b)
+        keys, other_keys = mine[0]._keys, theirs[0]._keys
+        k = mine[0].sample_size
+        if all(a._keys is keys and b._keys is other_keys and a.sample_size == k
+               for a, b in zip(mine, theirs, strict=True)):  # fmt: skip
+            merged = merge_samples_rows(
+                keys, [a._sample for a in mine], other_keys, [b._sample for b in theirs], k
+            )
+            if merged is not None:
+                shared, samples = merged
+                for acc, sample in zip(mine, samples, strict=True):
+                    acc._keys, acc._sample = shared, sample
+                return
+        for a, b in zip(mine, theirs, strict=True):
+            a._keys, a._sample = merge_samples(a._keys, a._sample, b._keys, b._sample, k)
+
+    def _check_mergeable(self, other: NumericAccumulator) -> None:
         if not isinstance(other, NumericAccumulator):
             raise TypeError(f"cannot merge {type(other).__name__} into NumericAccumulator")
         if not _same_edges(self.edges, other.edges) or self.sample_size != other.sample_size:
             raise ValueError("cannot merge accumulators with different edges or sample sizes")
+
+    def _merge_summary(self, other: NumericAccumulator) -> None:
+        """`merge` without the sample: counts, moments, range and histogram."""
+        self._check_mergeable(other)
         if self._n == 0:
             self._shift = other._shift
         other_mean = (other._shift - self._shift) + other._mean
@@ -156,10 +197,6 @@ class NumericAccumulator(StateRoundTrip):
         self._max = max(self._max, other._max)
         if self._hist is not None and other._hist is not None:
             self._hist = self._hist + other._hist
-        self._keys, self._sample = merge_samples(
-            self._keys, self._sample, other._keys, other._sample, self.sample_size
-        )
-        return self
 
     def copy(self) -> Self:
         """An equal accumulator; the arrays are shared, as none is ever written in place."""

@@ -82,6 +82,30 @@ def merge_samples(
     return ordered[:k], values[order[:k]]
 
 
+def merge_samples_rows(
+    keys: NDArray[np.uint64],
+    samples: list[NDArray[np.float64]],
+    other_keys: NDArray[np.uint64],
+    other_samples: list[NDArray[np.float64]],
+    k: int,
+) -> tuple[NDArray[np.uint64], list[NDArray[np.float64]]] | None:
+    """`merge_samples` of row j of ``samples`` with row j of ``other_samples`` for every j,
+    where each side's rows share their keys: the key alone orders the union, once for all.
+
+    Returns the merged keys and samples (rows of one array); None, changing nothing, where
+    keys repeat, as the value then breaks the tie, row by row.
+    """
+    if k == 0:
+        return keys[:0], [sample[:0] for sample in samples]
+    union = np.concatenate((keys, other_keys))
+    order = union.argsort(kind="stable")
+    ordered = union[order]
+    if (ordered[1:] == ordered[:-1]).any():
+        return None
+    values = np.concatenate((np.stack(samples), np.stack(other_samples)), axis=1)
+    return ordered[:k], list(values[:, order[:k]])
+
+
 def bottom_k_update_rows(
     keys: NDArray[np.uint64],
     samples: list[NDArray[np.float64]],

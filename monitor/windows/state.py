@@ -141,19 +141,40 @@ class SliceState:
 
     def merge(self, other: SliceState) -> Self:
         self.events += other.events
+        numeric: list[tuple[NumericAccumulator, NumericAccumulator]] = []
         for name, acc in other.accumulators.items():
             mine = self.accumulators.get(name)
             if mine is None:
                 self.accumulators[name] = acc.copy()
-                continue
-            try:
-                mine.merge(acc)  # type: ignore[arg-type]
-            except (TypeError, ValueError, AttributeError):
-                # Layouts differ: kinds inferred apart without a reference, or a reference
-                # rebuilt while the window was open. Keep the share with more valid values.
-                if acc.valid > mine.valid:
-                    self.accumulators[name] = acc.copy()
+            elif _mergeable_numeric(mine, acc):
+                numeric.append((mine, acc))  # type: ignore[arg-type]  # checked just now
+            else:
+                _merge_or_keep(self.accumulators, name, mine, acc)
+        if numeric:
+            NumericAccumulator.merge_rows([a for a, _ in numeric], [b for _, b in numeric])
         return self
+
+
+def _mergeable_numeric(mine: Accumulator, theirs: Accumulator) -> bool:
+    """Two numeric accumulators of one layout: merged with the slice's others at once."""
+    return (
+        type(mine) is NumericAccumulator
+        and type(theirs) is NumericAccumulator
+        and mine.sample_size == theirs.sample_size
+        and mine.edges is theirs.edges  # the same reference: one cached array (or None)
+    )
+
+
+def _merge_or_keep(
+    accumulators: dict[str, Accumulator], name: str, mine: Accumulator, acc: Accumulator
+) -> None:
+    try:
+        mine.merge(acc)  # type: ignore[arg-type]
+    except (TypeError, ValueError, AttributeError):
+        # Layouts differ: kinds inferred apart without a reference, or a reference
+        # rebuilt while the window was open. Keep the share with more valid values.
+        if acc.valid > mine.valid:
+            accumulators[name] = acc.copy()
 
 
 @dataclass(slots=True)

@@ -151,3 +151,23 @@ def test_shared_sample_keys_are_stored_once() -> None:
     restored = WindowState.from_bytes(packed).slices[WHOLE_MODEL].accumulators
     for name, acc in together.slices[WHOLE_MODEL].accumulators.items():
         assert restored[name].to_state() == acc.to_state()
+
+
+@settings(max_examples=150, deadline=None)
+@given(_batches(), _batches())
+def test_rows_merge_as_each_pair_alone(
+    first: tuple[list[Any], int, list[Any]], second: tuple[list[Any], int, list[Any]]
+) -> None:
+    """Two shares of a window, each updated together (so each side shares its sample keys):
+    merged all at once, every feature equals the pairwise ``merge`` of its own two shares."""
+    edges, k, batches = first
+    shares = []
+    for case in (batches, second[2]):
+        accs = [NumericAccumulator(e, k) for e in edges]
+        for values, keys, _ in case:
+            rows = np.resize(values, (len(edges), values.shape[1]))  # as many rows as features
+            NumericAccumulator.update_rows(accs, rows, keys)
+        shares.append(accs)
+    pairwise = [a.copy().merge(b) for a, b in zip(*shares, strict=True)]
+    NumericAccumulator.merge_rows(shares[0], shares[1])
+    assert [_bits(a) for a in shares[0]] == [_bits(a) for a in pairwise]
