@@ -38,9 +38,13 @@ from monitor.windows.state import (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Metric:
-    """One metric of one slice; ``feature`` None is model-level, ``decision`` None: no verdict."""
+    """One metric of one slice; ``feature`` None is model-level, ``decision`` None: no verdict.
+
+    Not frozen, though nothing changes one: a window makes hundreds, and a frozen dataclass
+    costs five times as much to build.
+    """
 
     segment: str | None
     feature: str | None
