@@ -455,7 +455,8 @@ def _same_keys(acc: NumericAccumulator, first: NumericAccumulator) -> bool:
     so the next batch sees it at once."""
     if acc._keys is first._keys:
         return True
-    if acc._keys.size != first._keys.size or not np.array_equal(acc._keys, first._keys):
+    size = acc._keys.size
+    if size != first._keys.size or (size and not np.array_equal(acc._keys, first._keys)):
         return False
     acc._keys = first._keys
     return True
