@@ -32,6 +32,7 @@ from monitor.store.windows import WindowId
 
 log = logging.getLogger(__name__)
 EVIDENCE_ROWS = 50  # metric rows carried by a trigger payload
+_MAX_MODELS = 4096  # models whose rules an evaluator remembers; then it starts over
 
 
 class AlertEvaluator:
@@ -39,6 +40,16 @@ class AlertEvaluator:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        self._rules: dict[str, list[Rule]] = {}  # rules_for each model (settings are frozen)
+
+    def _rules_for(self, model: str) -> list[Rule]:
+        """`rules_for` ``model``, worked out once: every window of a model asks again."""
+        rules = self._rules.get(model)
+        if rules is None:
+            if len(self._rules) >= _MAX_MODELS:
+                self._rules.clear()
+            rules = self._rules[model] = rules_for(self._settings, model)
+        return rules
 
     def on_window(
         self,
@@ -51,7 +62,7 @@ class AlertEvaluator:
     ) -> int:
         """Step the alerts of one closed window; how many transitions it caused."""
         model, version, start = window
-        rules = rules_for(self._settings, model)
+        rules = self._rules_for(model)
         if metrics is not None:
             rules = [r for r in rules if r.metric in metrics]
         if not rules:

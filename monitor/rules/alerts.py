@@ -53,11 +53,22 @@ def apply_window(
     min_samples: int,
     now: datetime,
 ) -> WindowAlerts:
-    """Step every alert the window's rows concern; a firing alert is stamped ``notified``."""
+    """Step every alert the window's rows concern; a firing alert is stamped ``notified``.
+
+    An alert never seen whose observation is insufficient or quiet would stay inactive,
+    which is not stored: `observe` leaves those out (``known``) rather than step them.
+    """
     changed: list[AlertState] = []
     transitions: list[Transition] = []
     observations = observe(
-        rules, rows, model=model, version=version, start=start, end=end, min_samples=min_samples
+        rules,
+        rows,
+        model=model,
+        version=version,
+        start=start,
+        end=end,
+        min_samples=min_samples,
+        known=states,
     )
     for observation in observations:
         before = states.get(observation.key)

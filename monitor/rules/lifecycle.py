@@ -27,8 +27,9 @@ when it queues a notification, and `due_repeats` lists the firing alerts due aga
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime, timedelta
+from operator import attrgetter
 from typing import Any, Literal
 
 from monitor.rules.matching import (
@@ -146,7 +147,21 @@ def step(state: AlertState | None, observation: Observation) -> tuple[AlertState
     changes["last_window"] = end
     if state is None:
         return AlertState.new(observation, **changes), transitions
-    return replace(state, **changes), transitions
+    return _replaced(state, changes), transitions
+
+
+def _replaced(state: AlertState, changes: Changes) -> AlertState:
+    """``dataclasses.replace(state, **changes)``, in half the time: every stored alert a
+    window observes is stepped, and copied."""
+    values = list(_values(state))
+    for name, value in changes.items():
+        values[_INDEX[name]] = value
+    return AlertState(*values)
+
+
+_FIELDS = tuple(f.name for f in fields(AlertState))
+_INDEX = {name: i for i, name in enumerate(_FIELDS)}
+_values = attrgetter(*_FIELDS)
 
 
 def _while_quiet(state: AlertState, obs: Observation) -> tuple[Changes, list[Transition]]:

@@ -28,7 +28,7 @@ and decision rows were already sized upstream (``min_labels``, ``insufficient_da
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from fnmatch import fnmatchcase
@@ -165,15 +165,11 @@ def matches(value: str | None, patterns: Sequence[str]) -> bool:
     return any(fnmatchcase(value, p) for p in patterns)
 
 
-@dataclass(frozen=True, slots=True)
-class _Row:
-    segment: str | None
-    feature: str | None
-    metric: str
-    value: float | None
-    n: int
-    decision: str | None
-    evidence: tuple[tuple[str, float], ...] = ()
+# A row the rules look at: (segment, feature, metric, value, n, decision, family). ``family``
+# is None for a stored row, and for a derived decision row the rows behind its verdict (its
+# evidence is only worked out for the observations that are kept). Plain tuples: a window
+# has hundreds of rows, and a row object each cost more than the rules' own work.
+_Row = tuple[str | None, str | None, str, float | None, int, str | None, list[MetricLike] | None]
 
 
 def reference_values(rows: Iterable[MetricLike]) -> dict[tuple[str, str | None], float]:
@@ -195,6 +191,7 @@ def observe(
     end: datetime,
     min_samples: int,
     references: References | None = None,
+    known: Container[AlertKey] | None = None,
 ) -> list[Observation]:
     """Observations of one closed window of (model, version) under ``rules``.
 
@@ -202,62 +199,171 @@ def observe(
     ``relative_to_reference`` compares with (default: this window's ``@reference`` rows).
     Only the rows of metrics some rule watches are looked at further: a window has hundreds
     of rows, the rules concern a few dozen.
+
+    With ``known`` (the keys of the alerts stored so far), the observations of other keys
+    that are insufficient or whose condition does not hold are left out: they would leave an
+    alert never seen inactive, which is nothing to store (``rules.alerts.apply_window``).
+    A quiet window is then observed without making an object per (rule, row).
     """
-    rows = list(rows)
-    rules = [r for r in rules if matches(model, r.models) and matches(version, r.versions)]
-    wanted = {rule.metric for rule in rules}
-    if references is None and any(rule.relative_to_reference for rule in rules):
-        references = reference_values(rows)
-    refs = references or {}
+    plan = _plan(rules, model, version)
+    refs = references
+    collect = refs is None and plan.needs_refs  # reference_values, in the same pass
+    found_refs: dict[tuple[str, str | None], float] = {}
+    isfinite = math.isfinite
+    wanted = plan.wanted
+    derived = plan.derived_of.get if plan.derived_of else None
     by_metric: dict[str, list[_Row]] = {}
-    plain = (_plain(r) for r in rows if r.metric in wanted and r.feature != REFERENCE)
-    for row in [*plain, *_decision_rows(rows, wanted)]:
-        by_metric.setdefault(row.metric, []).append(row)
+    families: dict[tuple[str, str | None, str | None], list[MetricLike]] = {}
+    for r in rows:
+        metric = r.metric
+        feature = r.feature
+        if feature == REFERENCE:
+            if collect and (value := r.value) is not None and isfinite(value):
+                found_refs[(metric, None)] = value
+            continue
+        if metric in wanted:
+            row: _Row = (r.segment, feature, metric, r.value, r.n, r.decision, None)
+            if metric in by_metric:
+                by_metric[metric].append(row)
+            else:
+                by_metric[metric] = [row]
+        if derived is not None and (name := derived(metric)) is not None and r.decision is not None:
+            key = (name, r.segment, feature)
+            if key in families:
+                families[key].append(r)
+            else:
+                families[key] = [r]
+    if refs is None:
+        refs = found_refs
+    for row in _decision_rows(families):
+        by_metric.setdefault(row[2], []).append(row)
     found = []
-    for rule in rules:
-        for row in by_metric.get(rule.metric, []):
-            if matches(row.segment, rule.segments) and matches(row.feature, rule.features):
-                raw, reference, value = _compared(rule, row, refs)
-                insufficient = value is None or _too_small(rule, row, min_samples)
-                found.append(
-                    Observation(rule, model, version, row.segment, row.feature, start, end,
-                                value, row.n, insufficient, raw, reference, row.evidence)
-                )  # fmt: skip
+    for c in plan.compiled:
+        matched = by_metric.get(c.metric)
+        if not matched:
+            continue
+        rule, segments, features, relative = c.rule, c.segments, c.features, c.relative
+        needed = min_samples if c.needed is None else c.needed
+        checks, direction = c.checks, c.direction
+        for row in matched:
+            segment, feature, metric, value, n, decision, family = row
+            if segments is not None:
+                ok = segments.get(segment)
+                if ok is None:
+                    ok = segments[segment] = matches(segment, rule.segments)
+                if not ok:
+                    continue
+            if features is not None:
+                ok = features.get(feature)
+                if ok is None:
+                    ok = features[feature] = matches(feature, rule.features)
+                if not ok:
+                    continue
+            # _compared: (raw value, reference, value the thresholds compare); a reference
+            # of 0 has no relative change: the observation is insufficient.
+            raw = value if value is not None and isfinite(value) else None
+            reference = None
+            compared = raw
+            if relative:
+                reference = refs.get((metric, feature))
+                compared = (
+                    None if raw is None or not reference else (raw - reference) / abs(reference)
+                )
+            insufficient = (
+                compared is None
+                or decision == "insufficient_data"
+                or _sample_size(metric, value, n) < needed
+            )
+            if known is not None and (c.name, model, version, segment, feature) not in known:
+                if insufficient:
+                    continue
+                for threshold in checks:  # Observation.level(firing=False) is None?
+                    if _beyond(compared, threshold, direction):  # type: ignore[arg-type]
+                        break
+                else:
+                    continue
+            evidence = () if family is None else _evidence(metric, family)
+            found.append(
+                Observation(rule, model, version, segment, feature, start, end, compared, n,
+                            insufficient, raw, reference, evidence)
+            )  # fmt: skip
     return found
 
 
-def _compared(
-    rule: Rule, row: _Row, refs: References
-) -> tuple[float | None, float | None, float | None]:
-    """(raw value, reference, value the thresholds compare); None where there is none.
+def _sample_size(metric: str, value: float | None, n: int) -> float:
+    """The row's ``n``; for ``volume_ratio`` the expected events (zero events: a collapse).
 
-    A reference of 0 has no relative change: the observation is insufficient.
+    Below the rule's ``min_samples``, else the model's (or 1 for ``_SIZED_ELSEWHERE``
+    metrics), a row is insufficient, as is one decided ``insufficient_data`` upstream.
     """
-    raw = row.value if row.value is not None and math.isfinite(row.value) else None
-    if not rule.relative_to_reference:
-        return raw, None, raw
-    reference = refs.get((row.metric, row.feature))
-    value = None if raw is None or not reference else (raw - reference) / abs(reference)
-    return raw, reference, value
+    if metric == "volume_ratio" and value is not None:
+        return n / value if value > 0 else math.inf
+    return n
 
 
-def _too_small(rule: Rule, row: _Row, model_min_samples: int) -> bool:
-    """Decided ``insufficient_data`` upstream, or below the rule's / model's min_samples."""
-    needed = rule.min_samples
-    if needed is None:
-        needed = 1 if row.metric in _SIZED_ELSEWHERE else model_min_samples
-    return row.decision == "insufficient_data" or _sample_size(row) < needed
+class _Compiled:
+    """What `observe` needs of one rule, worked out once per rule set (`_plan`)."""
+
+    __slots__ = ("checks", "direction", "features", "metric", "name", "needed", "relative",
+                 "rule", "segments")  # fmt: skip
+
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
+        self.name = rule.name
+        self.metric = rule.metric
+        self.relative = rule.relative_to_reference
+        # memos of `matches` on the scope's globs; None: '*' takes everything
+        self.segments: dict[str | None, bool] | None = None if "*" in rule.segments else {}
+        self.features: dict[str | None, bool] | None = None if "*" in rule.features else {}
+        self.needed = rule.min_samples
+        if self.needed is None and rule.metric in _SIZED_ELSEWHERE:
+            self.needed = 1
+        # the thresholds `Observation.level` tries, highest severity first
+        self.checks = tuple(t for t in (rule.critical, rule.warn) if t is not None)
+        self.direction = rule.direction
 
 
-def _sample_size(row: _Row) -> float:
-    """The row's ``n``; for ``volume_ratio`` the expected events (zero events: a collapse)."""
-    if row.metric == "volume_ratio" and row.value is not None:
-        return row.n / row.value if row.value > 0 else math.inf
-    return row.n
+class _Plan:
+    """What depends only on the rules and the (model, version): the rules in scope, the
+    metrics they watch, the derived metrics to build, each rule `_Compiled`."""
+
+    __slots__ = ("compiled", "derived_of", "needs_refs", "rules", "wanted")
+
+    def __init__(self, given: tuple[Rule, ...], model: str, version: str) -> None:
+        self.rules = given  # held, so the ids of the cache key stay theirs
+        rules = [r for r in given if matches(model, r.models) and matches(version, r.versions)]
+        self.compiled = [_Compiled(r) for r in rules]
+        self.wanted = frozenset(rule.metric for rule in rules)
+        self.needs_refs = any(rule.relative_to_reference for rule in rules)
+        self.derived_of = {
+            metric: name for metric, name in _DECISION_OF.items() if name in self.wanted
+        }
 
 
-def _plain(r: MetricLike) -> _Row:
-    return _Row(r.segment, r.feature, r.metric, r.value, r.n, r.decision)
+_PLANS: dict[tuple[str, str, tuple[int, ...]], _Plan] = {}
+_MAX_PLANS = 1024  # (rule set, model, version) combinations remembered; then start over
+_MAX_MEMO = 10_000  # segment / feature names a rule's scope memo remembers; then start over
+
+
+def _plan(rules: Iterable[Rule], model: str, version: str) -> _Plan:
+    """The cached `_Plan` of ``rules`` (by identity: rules are frozen) on (model, version).
+
+    A window of a model steps the same rules as the last one (``rules_for``), so what only
+    depends on them is worked out once, and the scope memos fill up once per feature.
+    """
+    given = tuple(rules)
+    key = (model, version, tuple(map(id, given)))
+    plan = _PLANS.get(key)
+    if plan is None:
+        if len(_PLANS) >= _MAX_PLANS:
+            _PLANS.clear()
+        plan = _PLANS[key] = _Plan(given, model, version)
+    else:
+        for c in plan.compiled:
+            for memo in (c.segments, c.features):
+                if memo is not None and len(memo) > _MAX_MEMO:
+                    memo.clear()
+    return plan
 
 
 _DECISION_OF = {
@@ -267,26 +373,33 @@ _DECISION_OF = {
 _FLAGGED = {DRIFT_DECISION: "drift", QUALITY_DECISION: "quality"}  # the decision that flags
 
 
-def _decision_rows(rows: Sequence[MetricLike], wanted: Collection[str]) -> list[_Row]:
-    """The derived ``decision:drift`` and ``decision:quality`` rows among ``wanted`` metrics
-    (module docstring)."""
-    derived_of = {metric: name for metric, name in _DECISION_OF.items() if name in wanted}
-    if not derived_of:
-        return []
-    families: dict[tuple[str, str | None, str | None], list[MetricLike]] = {}
-    for r in rows:
-        name = derived_of.get(r.metric)
-        if name is not None and r.decision is not None and r.feature != REFERENCE:
-            families.setdefault((name, r.segment, r.feature), []).append(r)
-    derived = []
+def _decision_rows(
+    families: Mapping[tuple[str, str | None, str | None], list[MetricLike]],
+) -> list[_Row]:
+    """The derived ``decision:drift`` and ``decision:quality`` rows (module docstring) of the
+    decided rows of each (derived metric, segment, feature), in order of first appearance."""
+    found: list[_Row] = []
     for (name, segment, feature), group in families.items():
         bad = _FLAGGED[name]
-        flagged = [r for r in group if r.decision == bad]
-        verdict = bad if flagged else "ok"
-        if not flagged and any(r.decision == "insufficient_data" for r in group):
-            verdict = "insufficient_data"
-        shown = group if name == DRIFT_DECISION or not flagged else flagged
-        evidence = tuple((r.metric, r.value) for r in shown if r.value is not None)
-        n = max(r.n for r in group)
-        derived.append(_Row(segment, feature, name, float(bool(flagged)), n, verdict, evidence))
-    return derived
+        flagged = insufficient = False
+        n = group[0].n
+        for r in group:
+            decision = r.decision
+            if decision == bad:
+                flagged = True
+            elif decision == "insufficient_data":
+                insufficient = True
+            if r.n > n:
+                n = r.n
+        verdict = bad if flagged else "insufficient_data" if insufficient else "ok"
+        found.append((segment, feature, name, float(flagged), n, verdict, group))
+    return found
+
+
+def _evidence(name: str, family: list[MetricLike]) -> tuple[tuple[str, float], ...]:
+    """The rows behind a derived verdict: the whole drift family, else the flagged rates."""
+    bad = _FLAGGED[name]
+    shown = family
+    if name != DRIFT_DECISION:
+        shown = [r for r in family if r.decision == bad] or family
+    return tuple((r.metric, r.value) for r in shown if r.value is not None)

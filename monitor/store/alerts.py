@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, bindparam, func, select, text, update
+from sqlalchemy import Connection, Table, bindparam, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from monitor.rules.alerts import SilenceRule
@@ -49,17 +50,12 @@ def lock_alerts(conn: Connection, model: str, version: str) -> None:
 _LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 
 
-def _stored(row: Row[Any]) -> StoredAlert:
-    values = {name: getattr(row, name) for name in _STATE_COLUMNS}
+def _stored(row: Sequence[Any]) -> StoredAlert:
+    """A row of ``_LOADED``: id, updated_at, then the `AlertState` fields in their order."""
     state = AlertState(
-        rule=row.rule,
-        model=row.model,
-        version=row.version,
-        segment=row.segment or None,
-        feature=row.feature or None,
-        **values,
-    )
-    return StoredAlert(row.id, state, row.updated_at)
+        row[2], row[3], row[4], row[5] or None, row[6] or None, *row[7:]
+    )  # positional: a close loads every alert of its model version, every window
+    return StoredAlert(row[0], state, row[1])
 
 
 def load_alerts(conn: Connection, model: str, version: str) -> dict[AlertKey, StoredAlert]:
@@ -68,8 +64,13 @@ def load_alerts(conn: Connection, model: str, version: str) -> dict[AlertKey, St
     return {a.state.key: a for a in found}
 
 
+_KEY_COLUMNS = ("rule", "model", "version", "segment", "feature")
+# What `_stored` reads; `AlertState` declares its fields in this order (checked below).
+_LOADED = [_ALERTS.c[name] for name in ("id", "updated_at", *_KEY_COLUMNS, *_STATE_COLUMNS)]
+if tuple(f.name for f in fields(AlertState)) != (*_KEY_COLUMNS, *_STATE_COLUMNS):
+    raise AssertionError("AlertState fields and alert columns are out of order")  # pragma: no cover
 # Built once: a close loads its model's alerts every window.
-_ALERTS_OF = select(_ALERTS).where(
+_ALERTS_OF = select(*_LOADED).where(
     _ALERTS.c.model == bindparam("a_model"), _ALERTS.c.version == bindparam("a_version")
 )
 
@@ -90,12 +91,14 @@ def save_alerts(
     for key, state in latest.items():
         stored_key = _stored_key(state)
         keys[stored_key] = key
-        values: dict[str, Any] = dict(zip(_KEY_COLUMNS, stored_key, strict=True))
-        values.update({name: getattr(state, name) for name in _STATE_COLUMNS})
-        values["updated_at"] = now
-        rows.append(values)
+        values = (*stored_key, *_state_values(state), now)
+        rows.append(dict(zip(_SAVED, values, strict=True)))
     saved = conn.execute(_UPSERTS[conn.dialect.name], rows)
     return {keys[tuple(row[1:])]: int(row[0]) for row in saved}
+
+
+_SAVED = (*_KEY_COLUMNS, *_STATE_COLUMNS, "updated_at")  # the columns of a saved row
+_state_values = attrgetter(*_STATE_COLUMNS)
 
 
 def _stored_key(state: AlertState) -> tuple[str, ...]:
@@ -111,7 +114,6 @@ def _upsert(statement: Any) -> Any:
     ).returning(_ALERTS.c.id, *(_ALERTS.c[name] for name in _KEY_COLUMNS))
 
 
-_KEY_COLUMNS = ("rule", "model", "version", "segment", "feature")
 _UPSERTS = {
     "postgresql": _upsert(postgresql.insert(_ALERTS)),
     "sqlite": _upsert(sqlite.insert(_ALERTS)),
@@ -122,7 +124,7 @@ def list_alerts(
     conn: Connection, state: str | None = None, model: str | None = None
 ) -> list[StoredAlert]:
     """Alerts that ever left ``inactive``, newest first; filtered by state and model."""
-    query = select(_ALERTS).where(_ALERTS.c.state != "inactive")
+    query = select(*_LOADED).where(_ALERTS.c.state != "inactive")
     if state is not None:
         query = query.where(_ALERTS.c.state == state)
     if model is not None:
