@@ -21,14 +21,15 @@ from sqlalchemy import Connection, Engine
 
 from monitor.alerting import AlertEvaluator
 from monitor.faults import fault
-from monitor.joining import labelled_rows
+from monitor.joining import labelled_metrics
 from monitor.reference.service import ReferenceCache
+from monitor.rules.matching import MetricLike
 from monitor.settings import Settings
 from monitor.store import labels as stored_labels
 from monitor.store import windows as stored
 from monitor.store.db import transaction
 from monitor.store.repository import StoredPosition, load_positions
-from monitor.windows.evaluation import evaluate
+from monitor.windows.evaluation import Metric, evaluate
 from monitor.windows.ranges import duration_ms
 from monitor.windows.state import WindowState
 
@@ -103,7 +104,7 @@ class WindowCloser:
     def _close_batch(self, due: list[tuple[stored.WindowId, datetime]], now: datetime) -> int:
         """Close ``due`` windows in one transaction: one commit instead of one per window."""
         with transaction(self._engine, write=True) as conn:
-            closed = [done for window, end in due if (done := self._close(conn, window, end, now))]
+            closed = self._close(conn, due, now)
         self.closed += len(closed)
         for (model, version, start), events, metrics in closed:
             log.info(
@@ -117,48 +118,75 @@ class WindowCloser:
         return len(closed)
 
     def _close(
-        self, conn: Connection, window: stored.WindowId, end: datetime, now: datetime
-    ) -> tuple[stored.WindowId, int, int] | None:
-        """Merge, claim, evaluate and store one window; None when there is nothing to close
-        (no share stored, or another process claimed it first)."""
-        model, version, start = window
-        config = self._settings.model(model)
-        stored.lock_window(conn, window, shared=False)
-        partials = stored.load_partials(conn, window=window)
-        if not partials:
-            return None
-        merged = _merge([WindowState.from_bytes(p.state) for p in partials])
-        # Compared with the reference it was laid out by: a window that opened before
-        # any (warm-up) or before a rebuild keeps its own, so histograms line up.
-        active = None
-        if merged.revision is not None:
-            active = self._references.revision(model, version, merged.revision)
-        if not stored.claim_window(conn, window, end, merged.events, merged.revision, now):
-            return None
-        metrics = evaluate(
-            merged,
-            None if active is None else active.profile,
-            min_samples=config.min_samples,
-            window_seconds=(end - start).total_seconds(),
-        )
-        counters = stored.window_counters(conn, window)
-        per_slice = {name: piece.events for name, piece in merged.slices.items()}
-        per_slice[""] = counters["events"] + counters["late_events"]
-        rows = [
-            stored.MetricRow(
-                model, version, m.segment, start, end, m.feature, m.metric, m.value, m.n, m.decision
+        self, conn: Connection, due: list[tuple[stored.WindowId, datetime]], now: datetime
+    ) -> list[tuple[stored.WindowId, int, int]]:
+        """Merge, claim, evaluate and store ``due`` windows (in lock order); those closed:
+        not those without a stored share, or another process claimed first.
+
+        Each step runs one statement for all the windows: the locks of every window (in
+        order), then of every claimed window's performance shares, as a checkpoint takes
+        them (window locks, then performance locks; `stored_labels.lock_performance`).
+        """
+        windows = [window for window, _ in due]
+        stored.lock_windows(conn, windows)
+        shares = stored.window_shares(conn, windows)
+        merged: dict[stored.WindowId, WindowState] = {}
+        claims = []
+        for window, end in due:
+            states = shares.get(window)
+            if states:
+                state = merged[window] = _merge([WindowState.from_bytes(s) for s in states])
+                claims.append(stored.Claim(window, end, state.events, state.revision))
+        claimed = stored.claim_windows(conn, claims, now)
+        ready = [(window, end) for window, end in due if window in claimed]
+        if not ready:
+            return []
+        closing = [window for window, _ in ready]
+        counters = stored.windows_counters(conn, closing)
+        stored_labels.lock_performances(conn, closing)
+        performance = stored_labels.windows_performance(conn, closing)
+        batch = []
+        for window, end in ready:
+            model, version, start = window
+            state = merged[window]
+            # Compared with the reference it was laid out by: a window that opened before
+            # any (warm-up) or before a rebuild keeps its own, so histograms line up.
+            active = None
+            if state.revision is not None:
+                active = self._references.revision(model, version, state.revision)
+            rows: list[MetricLike] = list(
+                evaluate(
+                    state,
+                    None if active is None else active.profile,
+                    min_samples=self._settings.model(model).min_samples,
+                    window_seconds=(end - start).total_seconds(),
+                )
             )
-            for m in metrics
-        ]
-        rows += stored.count_metric_rows(window, end, counters)
-        stored_labels.lock_performance(conn, *window)
-        rows += labelled_rows(conn, window, end, per_slice, self._settings)
-        stored.save_metrics(conn, rows, now)
-        stored.delete_partials(conn, window)
-        if self._alerts is not None:
-            self._alerts.on_window(conn, window, end, rows, now)
-        fault("during_window_close")
-        return window, merged.events, len(rows)
+            counts = counters[window]
+            rows += _count_metrics(counts)
+            per_slice = {name: piece.events for name, piece in state.slices.items()}
+            per_slice[""] = counts["events"] + counts["late_events"]
+            shares_of = performance.get(window, [])
+            rows += labelled_metrics(window, shares_of, per_slice, self._settings)
+            batch.append(stored.WindowMetrics(window, end, rows))
+        stored.save_metrics(conn, batch, now)
+        stored.delete_windows_partials(conn, closing)
+        closed = []
+        for metrics in batch:
+            if self._alerts is not None:
+                self._alerts.on_window(conn, metrics.window, metrics.end, metrics.rows, now)
+            fault("during_window_close")
+            closed.append((metrics.window, merged[metrics.window].events, len(metrics.rows)))
+        return closed
+
+
+def _count_metrics(counters: dict[str, int]) -> list[Metric]:
+    """The model-level count metrics of a window (``n`` is the count itself), as
+    `stored.count_metric_rows`."""
+    return [
+        Metric(None, None, name, float(counters[name]), counters[name], None)
+        for name in stored.COUNT_METRICS
+    ]
 
 
 def _merge(states: list[WindowState]) -> WindowState:

@@ -386,13 +386,20 @@ def labelled_rows(
 ) -> list[MetricRow]:
     """The performance metric rows of a window from all its shares (none: no rows)."""
     shares = stored.window_performance(conn, *window)
+    return metric_rows(window, end, labelled_metrics(window, shares, predictions, settings))
+
+
+def labelled_metrics(
+    window: WindowId, shares: Sequence[bytes], predictions: Mapping[str, int], settings: Settings
+) -> list[Metric]:
+    """The performance metrics of a window from its stored ``shares`` (none: no metrics)."""
     if not shares:
         return []
     merged = LabelledState.from_bytes(shares[0])
     for raw in shares[1:]:
         merged.merge(LabelledState.from_bytes(raw))
     min_labels = settings.model(window[0]).min_labels
-    return metric_rows(window, end, evaluate_labelled(merged, predictions, min_labels=min_labels))
+    return evaluate_labelled(merged, predictions, min_labels=min_labels)
 
 
 def metric_rows(window: WindowId, end: datetime, metrics: Iterable[Metric]) -> list[MetricRow]:

@@ -436,6 +436,44 @@ _SHARES_OF_WINDOW = (  # built once: each window close reads its shares
 )
 
 
+def windows_performance(
+    conn: Connection, windows: Sequence[tuple[str, str, datetime]]
+) -> dict[tuple[str, str, datetime], list[bytes]]:
+    """`window_performance` of each of ``windows`` (model, version, start) that has shares,
+    in one query."""
+    found: dict[tuple[str, str, datetime], list[bytes]] = {}
+    if windows:
+        for model, version, start, state in conn.execute(
+            _SHARES_OF_WINDOWS, {"windows": list(windows)}
+        ):
+            found.setdefault((model, version, start), []).append(state)
+    return found
+
+
+_SHARES_OF_WINDOWS = (
+    select(_PERFORMANCE.c.model, _PERFORMANCE.c.version, _PERFORMANCE.c.window_start)
+    .add_columns(_PERFORMANCE.c.state)
+    .where(
+        tuple_(_PERFORMANCE.c.model, _PERFORMANCE.c.version, _PERFORMANCE.c.window_start).in_(
+            bindparam("windows", expanding=True)
+        )
+    )
+    .order_by(_PERFORMANCE.c.topic, _PERFORMANCE.c.partition)
+)
+
+
+def lock_performances(conn: Connection, windows: Sequence[tuple[str, str, datetime]]) -> None:
+    """`lock_performance` of each of ``windows``, in their order, in one statement."""
+    if conn.dialect.name != "postgresql" or not windows:
+        return
+    conn.execute(_PERFORMANCE_LOCKS, {"keys": [_performance_key(*w) for w in windows]})
+
+
+def _performance_key(model: str, version: str, start: datetime) -> int:
+    key = zlib.crc32(f"performance\x00{model}\x00{version}\x00{start.isoformat()}".encode())
+    return key - 2**31
+
+
 def lock_performance(conn: Connection, model: str, version: str, start: datetime) -> None:
     """Serialise changes to one window's performance shares and rows; PostgreSQL only.
 
@@ -446,8 +484,11 @@ def lock_performance(conn: Connection, model: str, version: str, start: datetime
     """
     if conn.dialect.name != "postgresql":
         return
-    key = zlib.crc32(f"performance\x00{model}\x00{version}\x00{start.isoformat()}".encode())
-    conn.execute(_PERFORMANCE_LOCK, {"key": key - 2**31})
+    conn.execute(_PERFORMANCE_LOCK, {"key": _performance_key(model, version, start)})
 
 
 _PERFORMANCE_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+# unnest yields the keys in array order, so the locks are taken in that order
+_PERFORMANCE_LOCKS = text(
+    "SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS BIGINT[])) AS k"
+)

@@ -14,7 +14,8 @@ import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from itertools import chain
+from typing import Any, Protocol
 
 from sqlalchemy import (
     Connection,
@@ -28,6 +29,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    tuple_,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql.base import PGDialect
@@ -57,13 +59,25 @@ def lock_window(conn: Connection, window: WindowId, *, shared: bool) -> None:
     """
     if conn.dialect.name != "postgresql":
         return
+    conn.execute(_SHARED_LOCK if shared else _EXCLUSIVE_LOCK, {"key": _lock_key(window)})
+
+
+def lock_windows(conn: Connection, windows: Sequence[WindowId]) -> None:
+    """`lock_window` (exclusive) for each of ``windows``, in their order, in one statement."""
+    if conn.dialect.name != "postgresql" or not windows:
+        return
+    conn.execute(_EXCLUSIVE_LOCKS, {"keys": [_lock_key(w) for w in windows]})
+
+
+def _lock_key(window: WindowId) -> int:
     model, version, start = window
-    key = zlib.crc32(f"{model}\x00{version}\x00{start.isoformat()}".encode()) - 2**31
-    conn.execute(_SHARED_LOCK if shared else _EXCLUSIVE_LOCK, {"key": key})
+    return zlib.crc32(f"{model}\x00{version}\x00{start.isoformat()}".encode()) - 2**31
 
 
 _SHARED_LOCK = text("SELECT pg_advisory_xact_lock_shared(:key)")
 _EXCLUSIVE_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+# unnest yields the keys in array order, so the locks are taken in that order
+_EXCLUSIVE_LOCKS = text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS BIGINT[])) AS k")
 
 
 def _window_is(table: Table, window: WindowId) -> Any:
@@ -87,6 +101,12 @@ def _is_the_window(table: Table) -> Any:
 def _window_params(window: WindowId) -> dict[str, Any]:
     model, version, start = window
     return {"w_model": model, "w_version": version, "w_start": start}
+
+
+def _among_windows(table: Table) -> Any:
+    """``table``'s rows of the windows given as the list parameter ``windows``."""
+    columns = tuple_(table.c.model, table.c.version, table.c.window_start)
+    return columns.in_(bindparam("windows", expanding=True))
 
 
 def closed_among(conn: Connection, windows: Iterable[WindowId]) -> set[WindowId]:
@@ -193,6 +213,23 @@ def _partial_row(r: Any) -> PartialRow:
     )
 
 
+def window_shares(conn: Connection, windows: Sequence[WindowId]) -> dict[WindowId, list[bytes]]:
+    """The stored states of these windows' shares (by topic and partition), in one query;
+    a window without any is missing."""
+    found: dict[WindowId, list[bytes]] = {}
+    if windows:
+        for model, version, start, state in conn.execute(_SHARES, {"windows": list(windows)}):
+            found.setdefault((model, version, start), []).append(state)
+    return found
+
+
+_SHARES = (
+    select(_PARTIALS.c.model, _PARTIALS.c.version, _PARTIALS.c.window_start, _PARTIALS.c.state)
+    .where(_among_windows(_PARTIALS))
+    .order_by(_PARTIALS.c.topic, _PARTIALS.c.partition)
+)
+
+
 def open_windows(conn: Connection) -> list[tuple[WindowId, datetime]]:
     """Every window with stored partial state, with its end, oldest first."""
     query = (
@@ -213,22 +250,44 @@ def claim_window(
     now: datetime,
 ) -> bool:
     """Mark the window closed; False when another process closed it first."""
-    model, version, start = window
-    values = {
-        "model": model,
-        "version": version,
-        "window_start": start,
-        "window_end": window_end,
-        "events": events,
-        "reference_revision": revision,
-        "closed_at": now,
-    }
-    return conn.execute(_CLAIMS[conn.dialect.name], values).first() is not None
+    return bool(claim_windows(conn, [Claim(window, window_end, events, revision)], now))
 
 
-_CLAIMS = {  # INSERT ... ON CONFLICT DO NOTHING RETURNING, per dialect
-    "postgresql": postgresql.insert(_CLOSED).on_conflict_do_nothing().returning(_CLOSED.c.model),
-    "sqlite": sqlite.insert(_CLOSED).on_conflict_do_nothing().returning(_CLOSED.c.model),
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What a close stores of a window it claims (its ``closed_windows`` row)."""
+
+    window: WindowId
+    end: datetime
+    events: int
+    revision: int | None
+
+
+def claim_windows(conn: Connection, claims: Sequence[Claim], now: datetime) -> set[WindowId]:
+    """Mark these windows closed, in one statement; those another process had not closed."""
+    if not claims:
+        return set()
+    values = [
+        {
+            "model": c.window[0],
+            "version": c.window[1],
+            "window_start": c.window[2],
+            "window_end": c.end,
+            "events": c.events,
+            "reference_revision": c.revision,
+            "closed_at": now,
+        }
+        for c in claims
+    ]
+    inserted = conn.execute(_CLAIMS[conn.dialect.name], values)
+    return {(m, v, s) for m, v, s in inserted}
+
+
+_CLAIMS = {  # INSERT ... ON CONFLICT DO NOTHING RETURNING the windows inserted, per dialect
+    name: dialect.insert(_CLOSED)
+    .on_conflict_do_nothing()
+    .returning(_CLOSED.c.model, _CLOSED.c.version, _CLOSED.c.window_start)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
 
 
@@ -237,6 +296,15 @@ def delete_partials(conn: Connection, window: WindowId) -> None:
 
 
 _DELETE_PARTIALS = delete(_PARTIALS).where(_is_the_window(_PARTIALS))
+
+
+def delete_windows_partials(conn: Connection, windows: Sequence[WindowId]) -> None:
+    """`delete_partials` of each of ``windows``, in one statement."""
+    if windows:
+        conn.execute(_DELETE_WINDOWS_PARTIALS, {"windows": list(windows)})
+
+
+_DELETE_WINDOWS_PARTIALS = delete(_PARTIALS).where(_among_windows(_PARTIALS))
 
 
 COUNT_METRICS = ("late_events", "duplicates", "unlabelled", "orphan_labels")
@@ -248,10 +316,31 @@ def window_counters(conn: Connection, window: WindowId) -> dict[str, int]:
     return {name: int(row[i]) if row is not None else 0 for i, name in enumerate(_COUNTERS)}
 
 
+def windows_counters(
+    conn: Connection, windows: Sequence[WindowId]
+) -> dict[WindowId, dict[str, int]]:
+    """`window_counters` of each of ``windows``, in one query."""
+    found = {w: dict.fromkeys(_COUNTERS, 0) for w in windows}
+    if windows:
+        for model, version, start, *values in conn.execute(
+            _COUNTERS_OF_WINDOWS, {"windows": list(windows)}
+        ):
+            found[(model, version, start)] = {
+                name: int(value) for name, value in zip(_COUNTERS, values, strict=True)
+            }
+    return found
+
+
 _COUNTERS = ("events", *COUNT_METRICS)
 _COUNTERS_OF_WINDOW = select(*(_COUNTS.c[name] for name in _COUNTERS)).where(
     _is_the_window(_COUNTS)
 )
+_COUNTERS_OF_WINDOWS = select(
+    _COUNTS.c.model,
+    _COUNTS.c.version,
+    _COUNTS.c.window_start,
+    *(_COUNTS.c[name] for name in _COUNTERS),
+).where(_among_windows(_COUNTS))
 
 
 def slice_events(conn: Connection, window: WindowId) -> dict[str, int]:
@@ -298,6 +387,32 @@ def count_metric_rows(window: WindowId, end: datetime, counters: dict[str, int])
     ]
 
 
+class MetricValues(Protocol):
+    """What a metric row of a known window stores of its own (``Metric`` and `MetricRow`)."""
+
+    @property
+    def segment(self) -> str | None: ...
+    @property
+    def feature(self) -> str | None: ...
+    @property
+    def metric(self) -> str: ...
+    @property
+    def value(self) -> float | None: ...
+    @property
+    def n(self) -> int: ...
+    @property
+    def decision(self) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WindowMetrics:
+    """The metric rows of one window, as a close stores them: no `MetricRow` per metric."""
+
+    window: WindowId
+    end: datetime
+    rows: Sequence[MetricValues]
+
+
 # The columns `save_metrics` writes, in the order of its row tuples; the natural key; the
 # columns a conflicting row replaces (the others, window_end, keep the stored row's).
 _METRIC_COLUMNS = (
@@ -309,6 +424,11 @@ _METRIC_UPDATES = ("value", "n", "decision", "updated_at")
 _key_of = operator.itemgetter(*(_METRIC_COLUMNS.index(name) for name in _METRIC_KEY))
 _WINDOW_END = _METRIC_COLUMNS.index("window_end")
 _Values = tuple[Any, ...]  # one row's values, in ``_METRIC_COLUMNS`` order
+# A run of rows sharing model, version, window_start, window_end and updated_at (bound
+# values, `_SHARED`), and each row's own values (`_OWN`), in ``_METRIC_COLUMNS`` order.
+_SHARED = ("model", "version", "window_start", "window_end", "updated_at")
+_OWN = ("segment", "feature", "metric", "value", "n", "decision")
+_Group = tuple[_Values, list[_Values]]
 
 
 def _metrics_upsert_sql(select_rows: str) -> str:
@@ -320,6 +440,21 @@ def _metrics_upsert_sql(select_rows: str) -> str:
     )
 
 
+def _sqlite_rows_upsert(rows: int) -> str:
+    """An upsert of ``rows`` rows of one `_Group`: its shared values are bound once, as
+    ``?1``..``?5``, then each row's own."""
+
+    def place(name: str, row: int) -> str:
+        if name in _SHARED:
+            return f"?{_SHARED.index(name) + 1}"
+        return f"?{len(_SHARED) + row * len(_OWN) + _OWN.index(name) + 1}"
+
+    values = ", ".join(
+        f"({', '.join(place(name, row) for name in _METRIC_COLUMNS)})" for row in range(rows)
+    )
+    return _metrics_upsert_sql(f"VALUES {values}")
+
+
 def _array_of(column: str) -> str:
     """The PostgreSQL array type of a column's parameter. Strings are cast unbounded: a cast
     to VARCHAR(255) would cut an over-long value, which the column must refuse instead."""
@@ -328,31 +463,55 @@ def _array_of(column: str) -> str:
 
 
 _PG = PGDialect()  # type: ignore[no-untyped-call]
-# SQLite: one row of ``?`` parameters, executemany'd. PostgreSQL: one array parameter per
-# column, unnested, sent in binary (psycopg dumps text arrays in Python, several times slower).
-_SQLITE_UPSERT = _metrics_upsert_sql(f"VALUES ({', '.join('?' * len(_METRIC_COLUMNS))})")
+# SQLite: statements of `_SQLITE_SIZES` rows each (prepared once per connection: SQLite's
+# compile time grows faster than the rows), executemany'd by size. PostgreSQL: one array
+# parameter per column, unnested, sent in binary (psycopg dumps text arrays in Python,
+# several times slower).
+_SQLITE_SIZES = (32, 8, 1)
+_SQLITE_UPSERTS = {size: _sqlite_rows_upsert(size) for size in _SQLITE_SIZES}
 _ARRAYS = ", ".join(f"%b::{_array_of(name)}" for name in _METRIC_COLUMNS)
 _POSTGRESQL_UPSERT = _metrics_upsert_sql(f"SELECT * FROM unnest({_ARRAYS})")  # noqa: S608
 
 
-def save_metrics(conn: Connection, rows: Sequence[MetricRow], now: datetime) -> None:
-    """Insert or replace metric rows (a late update replaces the row, with its new ``n``).
+def save_metrics(
+    conn: Connection, rows: Sequence[MetricRow | WindowMetrics], now: datetime
+) -> None:
+    """Insert or replace metric rows (a late update replaces the row, with its new ``n``),
+    in their order: `MetricRow`s, or a close's `WindowMetrics`.
 
     A close writes about 250 rows sharing three datetimes. Handing them to
     ``conn.execute(upsert, [dict, ...])`` made SQLAlchemy build each row's parameters and
     convert each of its datetimes, and psycopg adapt each row, which cost more than the
-    database's own work. So the rows go to the driver as plain values (`_metric_values`:
-    what SQLAlchemy would bind, each distinct datetime converted once): to SQLite as one
-    executemany, to PostgreSQL as one statement with an array per column.
+    database's own work. So the rows go to the driver as plain values (`_metric_groups`:
+    what SQLAlchemy would bind, each distinct datetime converted once): to SQLite as
+    multi-row statements binding the values a run of rows shares once, to PostgreSQL as one
+    statement with an array per column.
     """
     if not rows:
         return
-    tuples = _metric_values(conn.dialect, rows, now)
+    groups = _metric_groups(conn.dialect, rows, now)
     if conn.dialect.name == "postgresql":
+        tuples = [
+            (shared[0], shared[1], own[0], shared[2], shared[3], *own[1:], shared[4])
+            for shared, owns in groups
+            for own in owns
+        ]
         columns = zip(*_merge_repeated(tuples), strict=True)
         conn.exec_driver_sql(_POSTGRESQL_UPSERT, tuple(map(list, columns)))
-    else:
-        conn.exec_driver_sql(_SQLITE_UPSERT, tuples)
+        return
+    for shared, owns in groups:
+        first = 0
+        for size in _SQLITE_SIZES:
+            count = (len(owns) - first) // size
+            if count:
+                conn.exec_driver_sql(
+                    _SQLITE_UPSERTS[size],
+                    [
+                        (*shared, *chain.from_iterable(owns[at : at + size]))
+                        for at in range(first, first + count * size, size)
+                    ],
+                )
+                first += count * size
 
 
 def _merge_repeated(tuples: list[_Values]) -> list[_Values]:
@@ -371,30 +530,43 @@ def _merge_repeated(tuples: list[_Values]) -> list[_Values]:
     return list(merged.values())
 
 
-def _metric_values(dialect: Dialect, rows: Sequence[MetricRow], now: datetime) -> list[_Values]:
-    """The rows as tuples of the ``_METRIC_COLUMNS`` values SQLAlchemy would bind.
+def _metric_groups(
+    dialect: Dialect, rows: Sequence[MetricRow | WindowMetrics], now: datetime
+) -> list[_Group]:
+    """The rows as runs sharing the `_SHARED` values, bound as SQLAlchemy would bind them.
 
     ``value`` becomes a float as SQLAlchemy's Float does on SQLite (PostgreSQL's arrays
     want one element type); datetimes are `_BoundTimes`.
     """
     times = _BoundTimes(dialect)
     updated = times[now]
-    return [
-        (
-            r.model,
-            r.version,
-            r.segment or "",
-            times[r.window_start],
-            times[r.window_end],
-            r.feature or "",
-            r.metric,
-            None if r.value is None else float(r.value),
-            r.n,
-            r.decision,
-            updated,
+    groups: list[_Group] = []
+    for item in rows:
+        if isinstance(item, WindowMetrics):
+            model, version, start = item.window
+            shared = (model, version, times[start], times[item.end], updated)
+            members: Sequence[MetricValues] = item.rows
+        else:
+            shared = (
+                item.model, item.version, times[item.window_start], times[item.window_end], updated
+            )  # fmt: skip
+            members = (item,)
+        if not groups or groups[-1][0] != shared:
+            groups.append((shared, []))
+        groups[-1][1].extend(
+            [
+                (
+                    r.segment or "",
+                    r.feature or "",
+                    r.metric,
+                    None if (value := r.value) is None else float(value),
+                    r.n,
+                    r.decision,
+                )
+                for r in members
+            ]
         )
-        for r in rows
-    ]
+    return groups
 
 
 class _BoundTimes(dict[datetime, Any]):
