@@ -43,12 +43,12 @@ class NumericAccumulator(StateRoundTrip):
         self._m2 = 0.0
         self._min = math.inf
         self._max = -math.inf
-        bins = 0 if self.edges is None else len(self.edges) + 1
+        # shared read-only empties: arrays here are replaced, never written in place
         self._hist: NDArray[np.int64] | None = (
-            None if self.edges is None else np.zeros(bins, np.int64)
+            None if self.edges is None else _no_counts(len(self.edges) + 1)
         )
-        self._keys: NDArray[np.uint64] = np.zeros(0, np.uint64)
-        self._sample: NDArray[np.float64] = np.zeros(0, np.float64)
+        self._keys: NDArray[np.uint64] = _NO_KEYS
+        self._sample: NDArray[np.float64] = _NO_VALUES
 
     def update(
         self,
@@ -462,6 +462,19 @@ def _same_keys(acc: NumericAccumulator, first: NumericAccumulator) -> bool:
     return True
 
 
+_NO_KEYS: NDArray[np.uint64] = np.zeros(0, np.uint64)
+_NO_VALUES: NDArray[np.float64] = np.zeros(0, np.float64)
+_NO_KEYS.flags.writeable = _NO_VALUES.flags.writeable = False
+
+
+@lru_cache(maxsize=64)
+def _no_counts(bins: int) -> NDArray[np.int64]:
+    """An empty histogram of ``bins`` counts, shared read-only."""
+    counts = np.zeros(bins, np.int64)
+    counts.flags.writeable = False
+    return counts
+
+
 def _check_edges(edges: ArrayLike | None) -> NDArray[np.float64] | None:
     if edges is None:
         return None
@@ -489,14 +502,24 @@ def checked_edges(edges: ArrayLike | None) -> NDArray[np.float64] | None:
     """
     if edges is None:
         return None
+    if _CHECKED.get(id(edges)) is edges:  # an array this function returned: checked already
+        return edges
     try:
         values: tuple[Any, ...] = tuple(edges)  # type: ignore[arg-type]
         key: tuple[Any, ...] = (values,)
         if 0.0 in values:
             key = (values, tuple(math.copysign(1.0, v) for v in values))
-        return _cached_edges(key)
+        checked = _cached_edges(key)
     except (TypeError, ValueError):  # not a flat sequence of numbers: _check_edges says why
         return _check_edges(edges)
+    if checked is not None:
+        if len(_CHECKED) >= 4096:
+            _CHECKED.clear()
+        _CHECKED[id(checked)] = checked  # held here, so its id stays its own
+    return checked
+
+
+_CHECKED: dict[int, NDArray[np.float64]] = {}  # what checked_edges returned, by identity
 
 
 @lru_cache(maxsize=4096)

@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from monitor.reference.columns import CategoricalProfile, NumericProfile
 from monitor.reference.profile import ReferenceProfile
 from monitor.windows.accumulators import default_score_edges
+from monitor.windows.numeric import checked_edges
 
 Kind = Literal["numeric", "categorical", "boolean"]
 
@@ -39,7 +40,7 @@ class WindowSchema:
     revision: int | None
     features: Mapping[str, FeatureSpec] = field(default_factory=dict)
     score: FeatureSpec = field(
-        default_factory=lambda: FeatureSpec("numeric", default_score_edges())
+        default_factory=lambda: FeatureSpec("numeric", checked_edges(default_score_edges()))
     )
     prediction: FeatureSpec = field(default_factory=lambda: FeatureSpec("categorical"))
     overrides: Mapping[str, Kind] = field(default_factory=dict)
@@ -56,8 +57,8 @@ class WindowSchema:
 
 def _spec(profile: NumericProfile | CategoricalProfile) -> FeatureSpec:
     if isinstance(profile, NumericProfile):
-        edges = np.asarray(profile.edges, dtype=np.float64) if profile.edges else None
-        return FeatureSpec("numeric", edges)
+        # the process-wide checked array: accumulators over it skip validating it again
+        return FeatureSpec("numeric", checked_edges(profile.edges) if profile.edges else None)
     return FeatureSpec(profile.type, known=frozenset(profile.counts))
 
 
