@@ -29,13 +29,13 @@ from sqlalchemy import (
     literal,
     select,
     text,
-    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from monitor.store.repository import dialect_insert
 from monitor.store.tables import ConsumerOffset, EarlyLabel, PendingPrediction, WindowPerformance
+from monitor.store.windows import among_windows
 
 _PENDING: Table = PendingPrediction.__table__  # type: ignore[assignment]
 _EARLY: Table = EarlyLabel.__table__  # type: ignore[assignment]
@@ -377,16 +377,19 @@ ShareKey = tuple[str, str, datetime, str, int]  # model, version, window start, 
 
 def load_performance(conn: Connection, keys: Iterable[ShareKey]) -> dict[ShareKey, bytes]:
     """The stored performance shares among ``keys``."""
-    wanted = sorted(set(keys))
+    wanted = set(keys)
+    windows = sorted({key[:3] for key in wanted})
     c = _PERFORMANCE.c
     found: dict[ShareKey, bytes] = {}
-    for i in range(0, len(wanted), CHUNK):
-        chunk = wanted[i : i + CHUNK]
+    for i in range(0, len(windows), CHUNK):  # by window: the key's prefix, so no table scan
+        chunk = windows[i : i + CHUNK]
         query = select(c.model, c.version, c.window_start, c.topic, c.partition, c.state).where(
-            tuple_(c.model, c.version, c.window_start, c.topic, c.partition).in_(chunk)
+            among_windows(_PERFORMANCE, chunk)
         )
         for model, version, start, topic, partition, state in conn.execute(query):
-            found[(model, version, start, topic, partition)] = state
+            key = (model, version, start, topic, partition)
+            if key in wanted:
+                found[key] = state
     return found
 
 
@@ -443,23 +446,15 @@ def windows_performance(
     in one query."""
     found: dict[tuple[str, str, datetime], list[bytes]] = {}
     if windows:
-        for model, version, start, state in conn.execute(
-            _SHARES_OF_WINDOWS, {"windows": list(windows)}
-        ):
+        c = _PERFORMANCE.c
+        query = (
+            select(c.model, c.version, c.window_start, c.state)
+            .where(among_windows(_PERFORMANCE, windows))
+            .order_by(c.topic, c.partition)
+        )
+        for model, version, start, state in conn.execute(query):
             found.setdefault((model, version, start), []).append(state)
     return found
-
-
-_SHARES_OF_WINDOWS = (
-    select(_PERFORMANCE.c.model, _PERFORMANCE.c.version, _PERFORMANCE.c.window_start)
-    .add_columns(_PERFORMANCE.c.state)
-    .where(
-        tuple_(_PERFORMANCE.c.model, _PERFORMANCE.c.version, _PERFORMANCE.c.window_start).in_(
-            bindparam("windows", expanding=True)
-        )
-    )
-    .order_by(_PERFORMANCE.c.topic, _PERFORMANCE.c.partition)
-)
 
 
 def lock_performances(conn: Connection, windows: Sequence[tuple[str, str, datetime]]) -> None:

@@ -29,7 +29,6 @@ from sqlalchemy import (
     or_,
     select,
     text,
-    tuple_,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql.base import PGDialect
@@ -103,21 +102,30 @@ def _window_params(window: WindowId) -> dict[str, Any]:
     return {"w_model": model, "w_version": version, "w_start": start}
 
 
-def _among_windows(table: Table) -> Any:
-    """``table``'s rows of the windows given as the list parameter ``windows``."""
-    columns = tuple_(table.c.model, table.c.version, table.c.window_start)
-    return columns.in_(bindparam("windows", expanding=True))
+def among_windows(table: Table, windows: Iterable[WindowId]) -> Any:
+    """``table``'s rows of ``windows``: one ``window_start IN (...)`` per model version, which
+    both databases answer from the (model, version, window_start) key. (SQLite answers a
+    row-value IN list by scanning the table, and these tables keep a row per window.)"""
+    starts: dict[tuple[str, str], list[datetime]] = {}
+    for model, version, start in windows:
+        starts.setdefault((model, version), []).append(start)
+    c = table.c
+    return or_(
+        *(
+            and_(c.model == model, c.version == version, c.window_start.in_(chosen))
+            for (model, version), chosen in starts.items()
+        )
+    )
 
 
 def closed_among(conn: Connection, windows: Iterable[WindowId]) -> set[WindowId]:
     """Those of ``windows`` that are already closed."""
-    wanted = list(set(windows))
+    wanted = set(windows)
     if not wanted:
         return set()
+    c = _CLOSED.c
     rows = conn.execute(
-        select(_CLOSED.c.model, _CLOSED.c.version, _CLOSED.c.window_start).where(
-            or_(*(_window_is(_CLOSED, w) for w in wanted))
-        )
+        select(c.model, c.version, c.window_start).where(among_windows(_CLOSED, wanted))
     )
     return {(m, v, s) for m, v, s in rows}
 
@@ -218,16 +226,15 @@ def window_shares(conn: Connection, windows: Sequence[WindowId]) -> dict[WindowI
     a window without any is missing."""
     found: dict[WindowId, list[bytes]] = {}
     if windows:
-        for model, version, start, state in conn.execute(_SHARES, {"windows": list(windows)}):
+        c = _PARTIALS.c
+        query = (
+            select(c.model, c.version, c.window_start, c.state)
+            .where(among_windows(_PARTIALS, windows))
+            .order_by(c.topic, c.partition)
+        )
+        for model, version, start, state in conn.execute(query):
             found.setdefault((model, version, start), []).append(state)
     return found
-
-
-_SHARES = (
-    select(_PARTIALS.c.model, _PARTIALS.c.version, _PARTIALS.c.window_start, _PARTIALS.c.state)
-    .where(_among_windows(_PARTIALS))
-    .order_by(_PARTIALS.c.topic, _PARTIALS.c.partition)
-)
 
 
 def open_windows(conn: Connection) -> list[tuple[WindowId, datetime]]:
@@ -301,10 +308,7 @@ _DELETE_PARTIALS = delete(_PARTIALS).where(_is_the_window(_PARTIALS))
 def delete_windows_partials(conn: Connection, windows: Sequence[WindowId]) -> None:
     """`delete_partials` of each of ``windows``, in one statement."""
     if windows:
-        conn.execute(_DELETE_WINDOWS_PARTIALS, {"windows": list(windows)})
-
-
-_DELETE_WINDOWS_PARTIALS = delete(_PARTIALS).where(_among_windows(_PARTIALS))
+        conn.execute(delete(_PARTIALS).where(among_windows(_PARTIALS, windows)))
 
 
 COUNT_METRICS = ("late_events", "duplicates", "unlabelled", "orphan_labels")
@@ -322,9 +326,13 @@ def windows_counters(
     """`window_counters` of each of ``windows``, in one query."""
     found = {w: dict.fromkeys(_COUNTERS, 0) for w in windows}
     if windows:
-        for model, version, start, *values in conn.execute(
-            _COUNTERS_OF_WINDOWS, {"windows": list(windows)}
-        ):
+        query = select(
+            _COUNTS.c.model,
+            _COUNTS.c.version,
+            _COUNTS.c.window_start,
+            *(_COUNTS.c[name] for name in _COUNTERS),
+        ).where(among_windows(_COUNTS, windows))
+        for model, version, start, *values in conn.execute(query):
             found[(model, version, start)] = {
                 name: int(value) for name, value in zip(_COUNTERS, values, strict=True)
             }
@@ -335,12 +343,6 @@ _COUNTERS = ("events", *COUNT_METRICS)
 _COUNTERS_OF_WINDOW = select(*(_COUNTS.c[name] for name in _COUNTERS)).where(
     _is_the_window(_COUNTS)
 )
-_COUNTERS_OF_WINDOWS = select(
-    _COUNTS.c.model,
-    _COUNTS.c.version,
-    _COUNTS.c.window_start,
-    *(_COUNTS.c[name] for name in _COUNTERS),
-).where(_among_windows(_COUNTS))
 
 
 def slice_events(conn: Connection, window: WindowId) -> dict[str, int]:

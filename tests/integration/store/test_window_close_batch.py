@@ -11,9 +11,11 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from datetime import UTC, timedelta, timezone
+from pathlib import Path
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
 
+from monitor.store import db
 from monitor.store import labels as stored_labels
 from monitor.store import windows as stored
 from monitor.store.db import transaction
@@ -159,3 +161,22 @@ def test_window_metrics_are_stored_as_the_sqlalchemy_upsert_stores_rows(engine: 
         stored.save_metrics(conn, as_window_metrics([replace(r, model="new") for r in update]), NOW)
         reference_save(conn, [replace(r, model="old") for r in update], NOW)
     assert_same(engine, len(base) + len(many) + len(later))
+
+
+def test_window_lookups_seek_the_window_key(tmp_path: Path) -> None:
+    """The tables that keep a row per window for good (closed windows, counts, performance
+    shares) are read by their (model, version, window_start) key, never scanned: a scan per
+    close would slow a daemon down as its history grows. SQLite's plan says which it is
+    (PostgreSQL plans by its statistics)."""
+    engine = db.create_db_engine(f"sqlite:///{tmp_path / 'plan.db'}")
+    db.upgrade(engine)
+    windows = [W1, W2, W3]
+    for table in (stored._CLOSED, stored._COUNTS, stored_labels._PERFORMANCE):
+        query = select(table.c.model).where(stored.among_windows(table, windows))
+        with transaction(engine) as conn:
+            sql = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
+            plan = " ".join(
+                str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")
+            )
+        assert "SEARCH" in plan and "SCAN" not in plan, (table.name, plan)
+    engine.dispose()
