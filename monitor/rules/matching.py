@@ -32,10 +32,11 @@ from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from fnmatch import fnmatchcase
-from typing import Literal, NamedTuple, Protocol
+from typing import Literal, NamedTuple
 
 from monitor.settings import Rule
 from monitor.stats.names import DRIFT_METRICS, REFERENCE
+from monitor.store.windows import MetricValues
 
 Severity = Literal["warn", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("warn", "critical")  # lowest first
@@ -55,21 +56,7 @@ _SIZED_ELSEWHERE = PERFORMANCE | {
 References = Mapping[tuple[str, str | None], float]
 
 
-class MetricLike(Protocol):
-    """A metric row: ``windows.evaluation.Metric`` or ``store.windows.MetricRow``."""
-
-    @property
-    def segment(self) -> str | None: ...
-    @property
-    def feature(self) -> str | None: ...
-    @property
-    def metric(self) -> str: ...
-    @property
-    def value(self) -> float | None: ...
-    @property
-    def n(self) -> int: ...
-    @property
-    def decision(self) -> str | None: ...
+MetricLike = MetricValues  # a metric row: ``windows.evaluation.Metric`` or ``MetricRow``
 
 
 class AlertKey(NamedTuple):

@@ -35,7 +35,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from monitor.store.repository import dialect_insert
 from monitor.store.tables import ConsumerOffset, EarlyLabel, PendingPrediction, WindowPerformance
-from monitor.store.windows import among_windows
+from monitor.store.windows import among_windows, states_by_window
 
 _PENDING: Table = PendingPrediction.__table__  # type: ignore[assignment]
 _EARLY: Table = EarlyLabel.__table__  # type: ignore[assignment]
@@ -444,17 +444,7 @@ def windows_performance(
 ) -> dict[tuple[str, str, datetime], list[bytes]]:
     """`window_performance` of each of ``windows`` (model, version, start) that has shares,
     in one query."""
-    found: dict[tuple[str, str, datetime], list[bytes]] = {}
-    if windows:
-        c = _PERFORMANCE.c
-        query = (
-            select(c.model, c.version, c.window_start, c.state)
-            .where(among_windows(_PERFORMANCE, windows))
-            .order_by(c.topic, c.partition)
-        )
-        for model, version, start, state in conn.execute(query):
-            found.setdefault((model, version, start), []).append(state)
-    return found
+    return states_by_window(conn, _PERFORMANCE, windows)
 
 
 def lock_performances(conn: Connection, windows: Sequence[tuple[str, str, datetime]]) -> None:

@@ -224,12 +224,20 @@ def _partial_row(r: Any) -> PartialRow:
 def window_shares(conn: Connection, windows: Sequence[WindowId]) -> dict[WindowId, list[bytes]]:
     """The stored states of these windows' shares (by topic and partition), in one query;
     a window without any is missing."""
+    return states_by_window(conn, _PARTIALS, windows)
+
+
+def states_by_window(
+    conn: Connection, table: Table, windows: Sequence[WindowId]
+) -> dict[WindowId, list[bytes]]:
+    """The ``state`` column of ``table``'s rows of ``windows`` (a share per topic and
+    partition, in that order), in one query; a window without any is missing."""
     found: dict[WindowId, list[bytes]] = {}
     if windows:
-        c = _PARTIALS.c
+        c = table.c
         query = (
             select(c.model, c.version, c.window_start, c.state)
-            .where(among_windows(_PARTIALS, windows))
+            .where(among_windows(table, windows))
             .order_by(c.topic, c.partition)
         )
         for model, version, start, state in conn.execute(query):
@@ -390,7 +398,8 @@ def count_metric_rows(window: WindowId, end: datetime, counters: dict[str, int])
 
 
 class MetricValues(Protocol):
-    """What a metric row of a known window stores of its own (``Metric`` and `MetricRow`)."""
+    """What a metric row of a known window stores of its own (``Metric`` and `MetricRow`):
+    what the rules read of a row too (``rules.matching.MetricLike``)."""
 
     @property
     def segment(self) -> str | None: ...

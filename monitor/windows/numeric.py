@@ -168,9 +168,7 @@ class NumericAccumulator(StateRoundTrip):
                 keys, [a._sample for a in mine], other_keys, [b._sample for b in theirs], k
             )
             if merged is not None:
-                shared, samples = merged
-                for acc, sample in zip(mine, samples, strict=True):
-                    acc._keys, acc._sample = shared, sample
+                _take_samples(mine, *merged)
                 return
         for a, b in zip(mine, theirs, strict=True):
             a._keys, a._sample = merge_samples(a._keys, a._sample, b._keys, b._sample, k)
@@ -442,12 +440,20 @@ def _update_samples(
             first._keys, [a._sample for a in accumulators], keys, values, k
         )
         if updated is not None:
-            shared, samples = updated
-            for acc, sample in zip(accumulators, samples, strict=True):
-                acc._keys, acc._sample = shared, sample
+            _take_samples(accumulators, *updated)
             return
     for acc, row in zip(accumulators, values, strict=True):
         acc._keys, acc._sample = bottom_k_update(acc._keys, acc._sample, keys, row, acc.sample_size)
+
+
+def _take_samples(
+    accumulators: Sequence[NumericAccumulator],
+    keys: NDArray[np.uint64],
+    samples: list[NDArray[np.float64]],
+) -> None:
+    """Give each accumulator its sample, all of them the one ``keys`` array."""
+    for acc, sample in zip(accumulators, samples, strict=True):
+        acc._keys, acc._sample = keys, sample
 
 
 def _same_keys(acc: NumericAccumulator, first: NumericAccumulator) -> bool:
