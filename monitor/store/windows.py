@@ -256,18 +256,6 @@ def open_windows(conn: Connection) -> list[tuple[WindowId, datetime]]:
     return [((m, v, s), end) for m, v, s, end in conn.execute(query)]
 
 
-def claim_window(
-    conn: Connection,
-    window: WindowId,
-    window_end: datetime,
-    events: int,
-    revision: int | None,
-    now: datetime,
-) -> bool:
-    """Mark the window closed; False when another process closed it first."""
-    return bool(claim_windows(conn, [Claim(window, window_end, events, revision)], now))
-
-
 @dataclass(frozen=True, slots=True)
 class Claim:
     """What a close stores of a window it claims (its ``closed_windows`` row)."""
@@ -306,15 +294,8 @@ _CLAIMS = {  # INSERT ... ON CONFLICT DO NOTHING RETURNING the windows inserted,
 }
 
 
-def delete_partials(conn: Connection, window: WindowId) -> None:
-    conn.execute(_DELETE_PARTIALS, _window_params(window))
-
-
-_DELETE_PARTIALS = delete(_PARTIALS).where(_is_the_window(_PARTIALS))
-
-
 def delete_windows_partials(conn: Connection, windows: Sequence[WindowId]) -> None:
-    """`delete_partials` of each of ``windows``, in one statement."""
+    """Delete the stored shares of ``windows`` (they closed), in one statement."""
     if windows:
         conn.execute(delete(_PARTIALS).where(among_windows(_PARTIALS, windows)))
 

@@ -68,7 +68,7 @@ def test_shares_of_several_windows_by_topic_and_partition(engine: Engine) -> Non
 
 def test_claims_of_several_windows_skip_those_already_closed(engine: Engine) -> None:
     with transaction(engine, write=True) as conn:
-        assert stored.claim_window(conn, W2, END, 5, None, NOW)
+        assert stored.claim_windows(conn, [stored.Claim(W2, END, 5, None)], NOW) == {W2}
     with transaction(engine, write=True) as conn:
         claims = [
             stored.Claim(W1, END, 7, 3),
