@@ -143,6 +143,19 @@ def _beyond(value: float, threshold: float, direction: str) -> bool:
     return beyond or math.isclose(value, threshold, rel_tol=1e-9, abs_tol=1e-12)
 
 
+SCOPE_CACHE = 10_000  # scope answers a rule remembers; then it starts afresh (hostile names)
+
+
+def _in_scope(cache: dict[str | None, bool], value: str | None, patterns: Sequence[str]) -> bool:
+    """``matches(value, patterns)``, remembered in ``cache``."""
+    ok = cache.get(value)
+    if ok is None:
+        if len(cache) >= SCOPE_CACHE:
+            cache.clear()
+        ok = cache[value] = matches(value, patterns)
+    return ok
+
+
 def matches(value: str | None, patterns: Sequence[str]) -> bool:
     """Whether a scope's globs take ``value`` (None: whole model / model level)."""
     if "*" in patterns:  # the default scope takes everything, None included
@@ -234,18 +247,10 @@ def observe(
         checks, direction = c.checks, c.direction
         for row in matched:
             segment, feature, metric, value, n, decision, family = row
-            if segments is not None:
-                ok = segments.get(segment)
-                if ok is None:
-                    ok = segments[segment] = matches(segment, rule.segments)
-                if not ok:
-                    continue
-            if features is not None:
-                ok = features.get(feature)
-                if ok is None:
-                    ok = features[feature] = matches(feature, rule.features)
-                if not ok:
-                    continue
+            if segments is not None and not _in_scope(segments, segment, rule.segments):
+                continue
+            if features is not None and not _in_scope(features, feature, rule.features):
+                continue
             # _compared: (raw value, reference, value the thresholds compare); a reference
             # of 0 has no relative change: the observation is insufficient.
             raw = value if value is not None and isfinite(value) else None

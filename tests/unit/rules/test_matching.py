@@ -11,7 +11,9 @@ from monitor.rules.defaults import default_rules, effective_rules, rules_for
 from monitor.rules.matching import (
     DRIFT_DECISION,
     QUALITY_DECISION,
+    SCOPE_CACHE,
     Observation,
+    _in_scope,
     matches,
     observe,
 )
@@ -319,3 +321,13 @@ def test_default_rules_on_a_window() -> None:
         ("default-volume-collapse", None, "critical"),
         ("default-performance-drop", None, "critical"),
     }
+
+
+def test_scope_answers_stay_bounded_and_right_for_endless_names() -> None:
+    """A stream inventing segment values forever must not grow a rule's remembered scope
+    answers without bound; past the bound they start afresh and stay right."""
+    cache: dict[str | None, bool] = {}
+    for i in range(SCOPE_CACHE + 5):
+        assert _in_scope(cache, f"country=c{i}", ["country=c1*"]) == f"c{i}".startswith("c1")
+    assert len(cache) <= SCOPE_CACHE
+    assert _in_scope(cache, None, ["country=*"]) is False
