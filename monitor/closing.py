@@ -29,7 +29,7 @@ from monitor.store import labels as stored_labels
 from monitor.store import windows as stored
 from monitor.store.db import transaction
 from monitor.store.repository import StoredPosition, load_positions
-from monitor.windows.evaluation import Metric, evaluate
+from monitor.windows.evaluation import evaluate
 from monitor.windows.ranges import duration_ms
 from monitor.windows.state import WindowState
 
@@ -163,7 +163,7 @@ class WindowCloser:
                 )
             )
             counts = counters[window]
-            rows += _count_metrics(counts)
+            rows += stored.count_metric_rows(window, end, counts)
             per_slice = {name: piece.events for name, piece in state.slices.items()}
             per_slice[""] = counts["events"] + counts["late_events"]
             shares_of = performance.get(window, [])
@@ -178,15 +178,6 @@ class WindowCloser:
             fault("during_window_close")
             closed.append((metrics.window, merged[metrics.window].events, len(metrics.rows)))
         return closed
-
-
-def _count_metrics(counters: dict[str, int]) -> list[Metric]:
-    """The model-level count metrics of a window (``n`` is the count itself), as
-    `stored.count_metric_rows`."""
-    return [
-        Metric(None, None, name, float(counters[name]), counters[name], None)
-        for name in stored.COUNT_METRICS
-    ]
 
 
 def _merge(states: list[WindowState]) -> WindowState:
