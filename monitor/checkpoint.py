@@ -24,7 +24,6 @@ from monitor.stats.detectors import ScoreChangeDetector
 from monitor.store import repository
 from monitor.store import windows as stored_windows
 from monitor.store.db import transaction
-from monitor.store.labels import StoredPrediction
 from monitor.store.repository import Position, TopicPartition, WindowCountDelta
 from monitor.store.warmup import WarmupRow
 from monitor.store.windows import WindowId
@@ -45,27 +44,6 @@ R = TypeVar("R", bound=_HasOffset)
 
 
 @dataclass(slots=True)
-class StagedWindow:
-    """One partition's predictions with an id in one window, in arrival order: the events
-    and, aligned with them, what each leaves for its label."""
-
-    events: list[PredictionEvent] = field(default_factory=list)
-    waiting: list[StoredPrediction] = field(default_factory=list)
-    max_ms: int = 0  # the newest event time among ``events``
-
-    def add(self, event: PredictionEvent, waiting: StoredPrediction) -> None:
-        self.events.append(event)
-        self.waiting.append(waiting)
-        if event.ts_ms > self.max_ms:
-            self.max_ms = event.ts_ms
-
-    def extend(self, other: StagedWindow) -> None:
-        self.events += other.events
-        self.waiting += other.waiting
-        self.max_ms = max(self.max_ms, other.max_ms)
-
-
-@dataclass(slots=True)
 class PendingEffects:
     """Everything consumed since the last checkpoint, not yet in the database."""
 
@@ -75,31 +53,25 @@ class PendingEffects:
     rejected_published: int = 0  # how many of ``rejected`` the dead-letter topic already has
     warmup: dict[tuple[str, str], list[WarmupRow]] = field(default_factory=dict)
     labels: PendingLabelWork = field(default_factory=PendingLabelWork)
-    staged: dict[tuple[TopicPartition, WindowKey], StagedWindow] = field(default_factory=dict)
-    """Predictions with an id, not late, by partition and window: counted at the checkpoint."""
-    staged_late: list[tuple[WindowKey, StoredPrediction]] = field(default_factory=list)
+    staged: dict[tuple[TopicPartition, WindowKey], list[PredictionEvent]] = field(
+        default_factory=dict
+    )
+    """Predictions with an id, not late, by partition and window in arrival order: counted
+    at the checkpoint."""
+    staged_late: list[tuple[WindowKey, PredictionEvent]] = field(default_factory=list)
     """Late predictions with an id: counted late at the checkpoint unless resent."""
 
     def __bool__(self) -> bool:
         return self.records > 0
 
-    def stage(
-        self, tp: TopicPartition, key: WindowKey, event: PredictionEvent, waiting: StoredPrediction
-    ) -> None:
-        """Keep a prediction with an id (not late) for the checkpoint to count."""
-        window = self.staged.get((tp, key))
-        if window is None:
-            window = self.staged[(tp, key)] = StagedWindow()
-        window.add(event, waiting)
-
     def restage(self, newer: PendingEffects) -> None:
         """Put ``newer``'s staged predictions after this one's (arrival order per window)."""
-        for where, window in newer.staged.items():
+        for where, events in newer.staged.items():
             mine = self.staged.get(where)
             if mine is None:
-                self.staged[where] = window
+                self.staged[where] = events
             else:
-                mine.extend(window)
+                mine += events
         self.staged_late += newer.staged_late
 
     def settle(self, windows: WindowManager | None, resent: set[int]) -> None:
@@ -110,18 +82,15 @@ class PendingEffects:
         duplicate, and only that (DESIGN.md §5). Resends are rare: without any, each window's
         events go to it as they were staged.
         """
-        for key, waiting in self.staged_late:
-            if id(waiting) not in resent:
+        for key, event in self.staged_late:
+            if id(event) not in resent:
                 self.counts.late[key] += 1
-        for (tp, key), window in self.staged.items():
-            events, max_ms = window.events, window.max_ms
+        for (tp, key), events in self.staged.items():
             if resent:
-                kept = zip(events, window.waiting, strict=True)
-                events = [e for e, w in kept if id(w) not in resent]
+                events = [e for e in events if id(e) not in resent]
                 if not events:
                     continue
-                max_ms = max(e.ts_ms for e in events)
-            self.counts.add_events(key, len(events), max_ms)
+            self.counts.add_events(key, len(events), max(e.ts_ms for e in events))
             if windows is not None:
                 windows.add(tp, key[0], key[1], (key[2], key[3]), events)
         self.staged = {}

@@ -15,11 +15,11 @@ waiting labels whose prediction has meanwhile been stored, before any of them ex
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from math import isfinite
 from typing import Any
 
 from sqlalchemy import Connection
@@ -39,6 +39,7 @@ from monitor.windows.labelled import Join, LabelledState, binary
 from monitor.windows.ranges import duration_ms, to_datetime, window_start
 
 TP = tuple[str, int]
+WindowKey = tuple[str, str, int, int]  # model, version, window start and end (ms)
 NO_PARTITION: TP = ("", -1)  # joins no record completed: a waiting label met its prediction
 ShareKey = tuple[str, str, datetime, str, int]
 Joins = dict[TP, list[tuple[StoredPrediction, Any, int]]]  # prediction, label, label time
@@ -50,10 +51,12 @@ WHOLE_ONLY = ("",)  # the slices of an unsegmented prediction: the whole model
 class PendingLabelWork:
     """This batch's side of the join: predictions with an id and labels, in arrival order."""
 
-    predictions: list[tuple[TP, StoredPrediction]] = field(default_factory=list)
+    predictions: list[tuple[TP, WindowKey, PredictionEvent]] = field(default_factory=list)
+    """Predictions with an id, each with its partition and window."""
     labels: list[tuple[TP, LabelEvent]] = field(default_factory=list)
     resent: set[int] = field(default_factory=set)
-    """Set by `Joiner.apply`: the predictions (by ``id()``) whose id was already waiting."""
+    """Set by `Joiner.apply`: the predictions (events, by ``id()``) whose id was already
+    waiting."""
 
     def extend(self, other: PendingLabelWork) -> None:
         self.predictions += other.predictions
@@ -63,35 +66,31 @@ class PendingLabelWork:
         return bool(self.predictions or self.labels)
 
 
-def pending_prediction(
-    event: PredictionEvent,
-    event_id: str,
-    window: tuple[str, str, int, int],
-    segment_keys: Sequence[str],
-) -> StoredPrediction:
-    """What a prediction with an id (``event_id``) leaves for its label; ``window`` is its
-    (model, version, start, end)."""
+def waiting_row(
+    event: PredictionEvent, window: WindowKey, segment_keys: Sequence[str]
+) -> stored.PredictionRow:
+    """The stored columns of a prediction with an id, in `StoredPrediction`'s order."""
     slices: tuple[str, ...] = WHOLE_ONLY
     segment = event.segment
     if segment_keys and segment:
         slices = ("", *(f"{key}={segment[key]}" for key in segment_keys if key in segment))
-    scores = event.scores
-    return StoredPrediction(
+    score, scores = event.score, event.scores
+    return (
         event.model,
-        event_id,
+        event.id or "",
         event.version,
         window[2],
         window[3],
         slices,
         event.prediction,
-        _finite(event.score),
+        float(score) if (type(score) is float or type(score) is int) and isfinite(score) else None,
         scores if isinstance(scores, dict) else None,
         event.ts_ms,
     )
 
 
 def _finite(value: Any) -> float | None:
-    if type(value) in (int, float) and math.isfinite(value):
+    if type(value) in (int, float) and isfinite(value):
         return float(value)
     return None
 
@@ -114,6 +113,7 @@ class Joiner:
         self._alerts = alerts
         self._group_id = group_id
         self._predictions_topic = predictions_topic
+        self._segment_keys: dict[str, Sequence[str]] = {}
 
     def apply(self, conn: Connection, work: PendingLabelWork, now: datetime) -> WindowCounts:
         """Store and join ``work``, settle waiting labels, prune; returns the label counts."""
@@ -132,7 +132,7 @@ class Joiner:
     def _store_predictions(
         self,
         conn: Connection,
-        predictions: list[tuple[TP, StoredPrediction]],
+        predictions: list[tuple[TP, WindowKey, PredictionEvent]],
         counts: WindowCounts,
         joins: Joins,
         labelled: list[tuple[stored.Key, int]],
@@ -140,26 +140,37 @@ class Joiner:
     ) -> None:
         if not predictions:
             return
-        inserted = stored.insert_predictions(conn, [p for _, p in predictions])
+        keys = self._segment_keys
+        rows = [
+            waiting_row(event, window, keys[m] if (m := window[0]) in keys else self._segments(m))
+            for _, window, event in predictions
+        ]
+        inserted = stored.insert_predictions(conn, rows)
         if len(inserted) < len(predictions):  # some ids were waiting already (or twice here)
             first: set[stored.Key] = set()
-            for _, p in predictions:
-                key = (p.model, p.id)
+            for _, window, event in predictions:
+                key = (event.model, event.id or "")
                 if key in inserted and key not in first:
                     first.add(key)
                 else:  # its id is already waiting (or was, within the horizon): counted once
-                    counts.duplicates[_window_key(p)] += 1
-                    resent.add(id(p))
+                    counts.duplicates[window] += 1
+                    resent.add(id(event))
         early = stored.take_early_labels(conn, inserted)
         if not early:  # the usual case: labels come after their predictions
             return
         fresh: dict[stored.Key, tuple[TP, StoredPrediction]] = {}
-        for tp, p in predictions:
-            fresh.setdefault((p.model, p.id), (tp, p))  # the first of an id is the one stored
+        for (tp, _, _), row in zip(predictions, rows, strict=True):
+            if (row[0], row[1]) not in fresh:  # the first of an id is the one stored
+                fresh[(row[0], row[1])] = (tp, StoredPrediction(*row))
         for label in early:
             tp, p = fresh[label.key]
             joins[tp].append((p, label.label, label.event_ms))
             labelled.append((p.key, label.event_ms))
+
+    def _segments(self, model: str) -> Sequence[str]:
+        """A model's segment keys, looked up once."""
+        keys = self._segment_keys[model] = self._settings.model(model).segments
+        return keys
 
     def _join_labels(
         self,
@@ -363,10 +374,6 @@ class Joiner:
             saved.append((model, tp[0], tp[1], detector.snapshot()))
         stored_windows.save_detectors(conn, self._group_id, saved, now)
         return fired
-
-
-def _window_key(p: StoredPrediction) -> tuple[str, str, int, int]:
-    return (p.model, p.version, p.start_ms, p.end_ms)
 
 
 def _ms(moment: datetime) -> int:

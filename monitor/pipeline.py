@@ -24,7 +24,6 @@ from monitor.ingest.events import (
     RawRecord,
     Rejected,
 )
-from monitor.joining import pending_prediction
 from monitor.reference.warmup import Warmup, warmup_row
 from monitor.settings import Settings
 from monitor.windows.manager import WindowManager
@@ -37,7 +36,6 @@ class ModelRouting:
 
     size_ms: int  # window size
     lateness_ms: int
-    segments: Sequence[str]
     warming: bool  # a version of it may be warming up its reference
 
 
@@ -74,16 +72,14 @@ class Pipeline:
             return 0
         latest_ms = self._parser.latest_usable_ms()
         pending = self.pending
-        rejected, joining = pending.rejected, pending.labels
+        rejected, joining, staged = pending.rejected, pending.labels, pending.staged
         max_ms = ledger.max_event_ms(tp)
         by_window: dict[tuple[str, str, int, int], list[PredictionEvent]] = {}
         late: Counter[tuple[str, str, int, int]] = Counter()
         labels: Counter[tuple[str, str, int, int]] = Counter()
         scores: dict[str, tuple[list[float], list[tuple[str, int]]]] = {}
         warmup_candidates: list[PredictionEvent] = []
-        parse = self._parser.parse
-        for record in fresh:
-            event = parse(record, kind, topic, partition, latest_ms)
+        for event in self._parser.parse_batch(fresh, kind, topic, partition, latest_ms):
             if isinstance(event, Rejected):
                 rejected.append(event)
                 continue
@@ -99,12 +95,13 @@ class Pipeline:
             # replay of the partition decides exactly as the first run did.
             is_late = max_ms is not None and event.ts_ms < max_ms - routing.lateness_ms
             if event.id is not None:  # late or not, it may get a label; the checkpoint
-                waiting = pending_prediction(event, event.id, key, routing.segments)
-                joining.predictions.append((tp, waiting))  # counts it unless a resend
+                joining.predictions.append((tp, key, event))  # counts it unless a resend
                 if is_late:
-                    pending.staged_late.append((key, waiting))
+                    pending.staged_late.append((key, event))
+                elif (waiting := staged.get((tp, key))) is None:
+                    staged[(tp, key)] = [event]
                 else:
-                    pending.stage(tp, key, event, waiting)
+                    waiting.append(event)
             elif is_late:
                 late[key] += 1
             elif (window := by_window.get(key)) is None:
@@ -181,7 +178,6 @@ class Pipeline:
         routing = self._routing[model] = ModelRouting(
             duration_ms(config.window),
             duration_ms(config.allowed_lateness),
-            config.segments,
             model in self._warmup_models,
         )
         return routing

@@ -45,6 +45,19 @@ _OFFSETS: Table = ConsumerOffset.__table__  # type: ignore[assignment]
 CHUNK = 2000  # ids per IN list: well under every backend's limit on bound parameters
 
 Key = tuple[str, str]  # model, id
+PredictionRow = tuple[
+    str, str, str, int, int, tuple[str, ...], Any, float | None, dict[str, Any] | None, int
+]
+"""A prediction waiting for its label as values, in `StoredPrediction`'s (and the table's)
+column order: model, id, version, window start and end, slices, prediction, score, scores,
+event time."""
+
+_UNNEST_TYPES: dict[str, Any] = {
+    "model": String, "id": String, "version": String, "start_ms": BigInteger,
+    "end_ms": BigInteger, "slices": String, "prediction": String,
+    "score": Float, "scores": String, "event_ms": BigInteger,
+}  # fmt: skip
+_COLUMNS = tuple(_UNNEST_TYPES)
 
 
 @dataclass(slots=True)
@@ -95,51 +108,49 @@ def _by_model(keys: Iterable[Key]) -> Iterable[tuple[str, list[str]]]:
             yield model, wanted[i : i + CHUNK]
 
 
-def insert_predictions(conn: Connection, rows: Sequence[StoredPrediction]) -> set[Key]:
+def insert_predictions(conn: Connection, rows: Sequence[PredictionRow]) -> set[Key]:
     """Store predictions; returns the keys newly stored (the others' ids were already taken,
     before this call or earlier in ``rows``)."""
     if not rows:
         return set()
     if conn.dialect.name == "postgresql":
         return _insert_unnest(conn, rows)
-    batch: dict[Key, StoredPrediction] = {}
-    for row in rows:
-        batch.setdefault((row.model, row.id), row)
+    keys = {(row[0], row[1]) for row in rows}
     # Usually every id is new: insert them all inside a savepoint and keep it when the driver
     # counts one row per prediction. Otherwise some id was taken before: undo, look them up.
     savepoint = conn.begin_nested()
-    if _insert_ignoring_taken(conn, batch.values()) == len(batch):
+    if _insert_ignoring_taken(conn, rows) == len(rows):
         savepoint.commit()
-        return set(batch)
+        return keys
     savepoint.rollback()
-    taken = _existing(conn, batch)
-    fresh = {key: row for key, row in batch.items() if key not in taken}
-    _insert_ignoring_taken(conn, fresh.values())
+    taken = _existing(conn, keys)
+    fresh: dict[Key, PredictionRow] = {}
+    for row in rows:
+        key = (row[0], row[1])
+        if key not in taken and key not in fresh:
+            fresh[key] = row
+    _insert_ignoring_taken(conn, list(fresh.values()))
     return set(fresh)
 
 
-def _insert_ignoring_taken(conn: Connection, rows: Iterable[StoredPrediction]) -> int:
-    """SQLite: insert plain values (no type processing); how many rows were inserted."""
-    values = _prediction_rows(rows)
-    if not values:
+def _insert_ignoring_taken(conn: Connection, rows: Sequence[PredictionRow]) -> int:
+    """SQLite: insert plain values (no type processing), keeping the first of each id; how
+    many rows were inserted.
+
+    A row of bound values each: measured against one JSON array per batch read with SQLite's
+    ``json_each`` and ``->>``, which costs more per row with ten columns.
+    """
+    if not rows:
         return 0
-    names = list(_UNNEST_TYPES)
     result = conn.exec_driver_sql(
-        f"INSERT OR IGNORE INTO pending_predictions ({', '.join(names)}) "  # noqa: S608
-        f"VALUES ({', '.join('?' * len(names))})",
-        values,
+        f"INSERT OR IGNORE INTO pending_predictions ({', '.join(_COLUMNS)}) "  # noqa: S608
+        f"VALUES ({', '.join('?' * len(_COLUMNS))})",
+        _prediction_rows(rows),
     )
     return int(result.rowcount)
 
 
-_UNNEST_TYPES: dict[str, Any] = {
-    "model": String, "id": String, "version": String, "start_ms": BigInteger,
-    "end_ms": BigInteger, "slices": String, "prediction": String,
-    "score": Float, "scores": String, "event_ms": BigInteger,
-}  # fmt: skip
-
-
-def _insert_unnest(conn: Connection, rows: Sequence[StoredPrediction]) -> set[Key]:
+def _insert_unnest(conn: Connection, rows: Sequence[PredictionRow]) -> set[Key]:
     """PostgreSQL: one statement with a column array each, instead of a statement a row."""
     columns = zip(*_prediction_rows(rows), strict=True)
     arrays = (
@@ -188,8 +199,8 @@ def _loads(text: str) -> Any:
 _CLASS_TYPES = frozenset({str, int, bool, type(None)})  # values a batch repeats
 
 
-def _prediction_rows(rows: Iterable[StoredPrediction]) -> list[tuple[Any, ...]]:
-    """The stored columns of each prediction, in ``_UNNEST_TYPES`` order (not yet labelled).
+def _prediction_rows(rows: Iterable[PredictionRow]) -> list[tuple[Any, ...]]:
+    """The stored columns of each prediction, slices, prediction and scores as JSON text.
 
     One row per prediction with an id, so the common values are encoded once: the slices
     of a batch repeat, and so do class predictions.
@@ -197,33 +208,19 @@ def _prediction_rows(rows: Iterable[StoredPrediction]) -> list[tuple[Any, ...]]:
     slices_text: dict[tuple[str, ...], str] = {}
     prediction_text: dict[tuple[type, Any], str] = {}  # by type too: 1 == True
     out = []
-    for r in rows:
-        slices = slices_text.get(r.slices)
-        if slices is None:
-            slices = slices_text[r.slices] = _json(r.slices)
-        prediction = r.prediction
+    for model, id_, version, start_ms, end_ms, slices, prediction, score, scores, ms in rows:
+        text = slices_text.get(slices)
+        if text is None:
+            text = slices_text[slices] = _json(slices)
         if type(prediction) in _CLASS_TYPES:
             memo = (type(prediction), prediction)
-            text = prediction_text.get(memo)
-            if text is None:
-                text = prediction_text[memo] = _json(prediction)
+            said = prediction_text.get(memo)
+            if said is None:
+                said = prediction_text[memo] = _json(prediction)
         else:
-            text = _json(prediction)
-        scores = None if r.scores is None else _json(r.scores)
-        out.append(
-            (
-                r.model,
-                r.id,
-                r.version,
-                r.start_ms,
-                r.end_ms,
-                slices,
-                text,
-                r.score,
-                scores,
-                r.event_ms,
-            )
-        )
+            said = _json(prediction)
+        scored = None if scores is None else _json(scores)
+        out.append((model, id_, version, start_ms, end_ms, text, said, score, scored, ms))
     return out
 
 

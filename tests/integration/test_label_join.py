@@ -28,7 +28,7 @@ from sqlalchemy import Engine
 
 from monitor.app import replay
 from monitor.ingest.events import LabelEvent, PredictionEvent
-from monitor.joining import Joiner, PendingLabelWork, pending_prediction
+from monitor.joining import Joiner, PendingLabelWork
 from monitor.reference.service import build_and_store
 from monitor.settings import Settings
 from monitor.status import iso, metric_rows, status_report
@@ -394,9 +394,8 @@ def test_a_prediction_joins_once_when_two_labels_meet_it_in_one_checkpoint(
         joiner.apply(conn, PendingLabelWork(labels=[(("labels", 0), label(1, 0))]), now)
     prediction = PredictionEvent("m", "default", START_MS, "x", {"f": 1.0}, 1, 0.9, None, {}, 0, 0)
     window = ("m", "default", START_MS, START_MS + WINDOW_MS)
-    stored_prediction = pending_prediction(prediction, "x", window, [])
     work = PendingLabelWork(
-        predictions=[(("predictions", 0), stored_prediction)],
+        predictions=[(("predictions", 0), window, prediction)],
         labels=[(("labels", 0), label(0, 1))],
     )
     with transaction(engine, write=True) as conn:

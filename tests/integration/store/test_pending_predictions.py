@@ -1,0 +1,83 @@
+"""Predictions waiting for labels: what is stored reads back as it was given.
+
+SQLite takes a batch as one JSON array (``json_each``), PostgreSQL as column arrays; a batch
+orjson cannot write goes a row at a time. Every way must keep the same values, the first of
+an id within a batch, and report which ids were new.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine
+
+from monitor.store import labels
+from monitor.store.db import transaction
+from monitor.store.labels import PredictionRow, StoredPrediction
+
+START = 1_795_000_000_000
+
+
+def row(id_: str, prediction: Any = 1, **changes: Any) -> PredictionRow:
+    values: dict[str, Any] = {
+        "model": "m",
+        "version": "v1",
+        "slices": ("",),
+        "score": 0.25,
+        "scores": None,
+        "event_ms": START + 7,
+    }
+    values |= changes
+    return (
+        values["model"],
+        id_,
+        values["version"],
+        START,
+        START + 300_000,
+        values["slices"],
+        prediction,
+        values["score"],
+        values["scores"],
+        values["event_ms"],
+    )
+
+
+ROWS = [
+    row("plain"),
+    row("text", "cat é ☃", slices=("", "region=eu", 'tier=x"y')),
+    row("object", {"a": [1, 2.5, None], "b": "\u0001"}, scores={"a": 0.75, "b": 0.25}),
+    row("unscored", True, score=None),
+    row("float", 0.1 + 0.2, score=1e300),
+    row("null", None, version="ünï"),
+    row("big", 2**63 + 5),
+    row("quoted 'id' \"x\"", [1, "2"]),
+]
+
+
+def stored(engine: Engine, rows: list[PredictionRow]) -> dict[labels.Key, StoredPrediction]:
+    with transaction(engine) as conn:
+        return labels.find_predictions(conn, [(r[0], r[1]) for r in rows])
+
+
+def test_a_batch_reads_back_as_given(engine: Engine) -> None:
+    with transaction(engine, write=True) as conn:
+        assert labels.insert_predictions(conn, ROWS) == {(r[0], r[1]) for r in ROWS}
+    assert stored(engine, ROWS) == {(r[0], r[1]): StoredPrediction(*r) for r in ROWS}
+
+
+def test_a_batch_orjson_cannot_write_goes_row_by_row(engine: Engine) -> None:
+    """An integer beyond 64 bits (a value no event decodes to, but the store takes it)."""
+    rows = [row("huge", 2**70), row("small", 2)]
+    with transaction(engine, write=True) as conn:
+        assert labels.insert_predictions(conn, rows) == {("m", "huge"), ("m", "small")}
+    assert stored(engine, rows) == {(r[0], r[1]): StoredPrediction(*r) for r in rows}
+
+
+def test_taken_ids_are_not_stored_again_and_the_first_of_a_batch_wins(engine: Engine) -> None:
+    with transaction(engine, write=True) as conn:
+        labels.insert_predictions(conn, [row("a", "first")])
+    batch = [row("a", "again"), row("b", "first"), row("b", "second"), row("c")]
+    with transaction(engine, write=True) as conn:
+        assert labels.insert_predictions(conn, batch) == {("m", "b"), ("m", "c")}
+    found = stored(engine, batch)
+    assert [found[("m", i)].prediction for i in "abc"] == ["first", "first", 1]
