@@ -1,8 +1,8 @@
 """Predictions waiting for labels: what is stored reads back as it was given.
 
-SQLite takes a batch as one JSON array (``json_each``), PostgreSQL as column arrays; a batch
-orjson cannot write goes a row at a time. Every way must keep the same values, the first of
-an id within a batch, and report which ids were new.
+SQLite takes a batch as rows of bound values, PostgreSQL as binary column arrays. Both must
+keep the same values (JSON text for slices, predictions and scores), the first of an id
+within a batch, and report which ids were new.
 """
 
 from __future__ import annotations
@@ -65,9 +65,10 @@ def test_a_batch_reads_back_as_given(engine: Engine) -> None:
     assert stored(engine, ROWS) == {(r[0], r[1]): StoredPrediction(*r) for r in ROWS}
 
 
-def test_a_batch_orjson_cannot_write_goes_row_by_row(engine: Engine) -> None:
-    """An integer beyond 64 bits (a value no event decodes to, but the store takes it)."""
-    rows = [row("huge", 2**70), row("small", 2)]
+def test_values_orjson_cannot_write_and_batches_without_scores_are_kept(engine: Engine) -> None:
+    """An integer beyond 64 bits (no event decodes to one, but the store takes it); a batch
+    whose score and scores columns are all empty."""
+    rows = [row("huge", 2**70, score=None), row("small", 2, score=None)]
     with transaction(engine, write=True) as conn:
         assert labels.insert_predictions(conn, rows) == {("m", "huge"), ("m", "small")}
     assert stored(engine, rows) == {(r[0], r[1]): StoredPrediction(*r) for r in rows}
