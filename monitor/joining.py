@@ -74,7 +74,7 @@ def waiting_row(
     segment = event.segment
     if segment_keys and segment:
         slices = ("", *(f"{key}={segment[key]}" for key in segment_keys if key in segment))
-    score, scores = event.score, event.scores
+    scores = event.scores
     return (
         event.model,
         event.id or "",
@@ -83,7 +83,7 @@ def waiting_row(
         window[3],
         slices,
         event.prediction,
-        float(score) if (type(score) is float or type(score) is int) and isfinite(score) else None,
+        _finite(event.score),
         scores if isinstance(scores, dict) else None,
         event.ts_ms,
     )

@@ -115,7 +115,10 @@ def insert_predictions(conn: Connection, rows: Sequence[PredictionRow]) -> set[K
         savepoint.commit()
         return keys
     savepoint.rollback()
-    taken = _existing(conn, keys)
+    if conn.dialect.name == "postgresql":  # another member may store one of them meanwhile
+        inserted = conn.exec_driver_sql(f"{_UNNEST_INSERT} RETURNING model, id", _arrays(rows))
+        return {(model, id_) for model, id_ in inserted}
+    taken = _existing(conn, keys)  # SQLite: this transaction holds the only write lock
     fresh: dict[Key, PredictionRow] = {}
     for row in rows:
         key = (row[0], row[1])
@@ -137,16 +140,19 @@ def _insert_ignoring_taken(conn: Connection, rows: Sequence[PredictionRow]) -> i
     """
     if not rows:
         return 0
-    values = _prediction_rows(rows)
     if conn.dialect.name == "postgresql":
-        columns = tuple(map(list, zip(*values, strict=True)))
-        return int(conn.exec_driver_sql(_UNNEST_INSERT, columns).rowcount)
+        return int(conn.exec_driver_sql(_UNNEST_INSERT, _arrays(rows)).rowcount)
     result = conn.exec_driver_sql(
         f"INSERT OR IGNORE INTO pending_predictions ({', '.join(_COLUMNS)}) "  # noqa: S608
         f"VALUES ({', '.join('?' * len(_COLUMNS))})",
-        values,
+        _prediction_rows(rows),
     )
     return int(result.rowcount)
+
+
+def _arrays(rows: Sequence[PredictionRow]) -> tuple[list[Any], ...]:
+    """PostgreSQL: the stored columns as one list each, for `_UNNEST_INSERT`."""
+    return tuple(map(list, zip(*_prediction_rows(rows), strict=True)))
 
 
 _UNNEST_INSERT = (
