@@ -115,13 +115,24 @@ def test_each_record_parses_as_parse_alone_would(raws: list[bytes]) -> None:
         expected = [one_by_one.parse(r, "predictions", "t", 2, latest) for r in records]
 
 
-def test_the_usual_prediction_is_read_whole() -> None:
-    """The short way's own result, field by field (after one event taught it the names)."""
+class CountingParser(EventParser):
+    """Counts the records that leave the short way for ``parse``."""
+
+    long_way = 0
+
+    def parse(self, *args: Any, **kwargs: Any) -> Any:
+        self.long_way += 1
+        return super().parse(*args, **kwargs)
+
+
+def test_the_usual_prediction_is_read_whole_on_the_short_way() -> None:
+    """The short way's own result, field by field, once one event taught it the names."""
     doc = {"model": "sliced", "id": "r9", "ts": NOW_MS - 10, "features": {"a": 1.5, "b": "x"}}
     doc |= {"prediction": 1, "score": 0.25, "scores": {"1": 0.25}, "segment": {"region": "eu"}}
-    p = parser()
+    p = CountingParser(Settings.from_mapping(CONFIG), clock=NOW.timestamp)
     first, second = (Record(i, orjson.dumps(doc)) for i in (4, 5))
     events = p.parse_batch([first, second], "predictions", "t", 1, p.latest_usable_ms())
+    assert p.long_way == 1  # the first: its model and feature names were new
     assert events[1] == PredictionEvent(
         "sliced",
         "default",
