@@ -160,11 +160,14 @@ def prometheus_query(tmp_path: Path, base: str, expression: str) -> dict[str, fl
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                answer = httpx.get(
+                response = httpx.get(
                     f"http://127.0.0.1:{port}/api/v1/query", params={"query": expression}
-                ).json()
+                )
             except httpx.HTTPError:
-                answer = {}
+                response = None
+            # 503 "Service Unavailable" (plain text) while Prometheus is still starting
+            ready = response is not None and response.status_code == 200
+            answer = response.json() if ready else {}
             results = answer.get("data", {}).get("result", [])
             if results:
                 return {r["metric"]["model"]: float(r["value"][1]) for r in results}
