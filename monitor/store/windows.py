@@ -35,6 +35,7 @@ from sqlalchemy.dialects.postgresql.base import PGDialect
 
 from monitor.store.repository import TopicPartition, dialect_insert
 from monitor.store.tables import (
+    METRIC_KEY,
     ClosedWindow,
     DetectorState,
     WindowCount,
@@ -411,9 +412,8 @@ _METRIC_COLUMNS = (
     "model", "version", "segment", "window_start", "window_end", "feature", "metric",
     "value", "n", "decision", "updated_at",
 )  # fmt: skip
-_METRIC_KEY = ("model", "version", "segment", "window_start", "feature", "metric")
 _METRIC_UPDATES = ("value", "n", "decision", "updated_at")
-_key_of = operator.itemgetter(*(_METRIC_COLUMNS.index(name) for name in _METRIC_KEY))
+_key_of = operator.itemgetter(*(_METRIC_COLUMNS.index(name) for name in METRIC_KEY))
 _WINDOW_END = _METRIC_COLUMNS.index("window_end")
 _Values = tuple[Any, ...]  # one row's values, in ``_METRIC_COLUMNS`` order
 # A run of rows sharing model, version, window_start, window_end and updated_at (bound
@@ -427,7 +427,7 @@ def _metrics_upsert_sql(select_rows: str) -> str:
     """INSERT the metric columns from ``select_rows``; on conflict replace the updates."""
     return (
         f"INSERT INTO {_METRICS.name} ({', '.join(_METRIC_COLUMNS)}) {select_rows} "
-        f"ON CONFLICT ({', '.join(_METRIC_KEY)}) DO UPDATE SET "
+        f"ON CONFLICT ({', '.join(METRIC_KEY)}) DO UPDATE SET "
         + ", ".join(f"{name} = excluded.{name}" for name in _METRIC_UPDATES)
     )
 
