@@ -4,7 +4,7 @@
     scripts/bench.py [throughput] [--events N] [--quick] [--kafka HOST:PORT]
                      [--database URL] [--rss-check] [--out FILE]
     scripts/bench.py labels [--events N] [--database URL]
-    scripts/bench.py stages [--events N] [--models M]
+    scripts/bench.py stages [--events N] [--models M] [--database URL]
 
 ``throughput`` (the default) measures, in one run so the ratios hold on a noisy machine, the
 targets of issue 8: it writes N seeded events (default 500k; 20 numeric + 3 categorical
@@ -33,8 +33,9 @@ size per million predictions. Without ``--database`` it uses ``$MONITOR_TEST_DAT
 (a throwaway PostgreSQL schema), else a temporary SQLite file.
 
 ``stages`` replays N of the throughput stream's events (default 200k, ``--models`` M spreads
-them over M models) into a temporary SQLite file and prints the CPU per event of each stage
-(ingest, checkpoint and its parts, closing and its parts): where to look next.
+them over M models) into a temporary SQLite file (``--database``: a throwaway schema of that
+PostgreSQL) and prints the CPU and the wall time per event of each stage (ingest, checkpoint
+and its parts, closing and its parts): where to look next.
 """
 
 from __future__ import annotations
@@ -163,11 +164,12 @@ def main(argv: list[str] | None = None) -> None:
     parts = sub.add_parser("stages", help="CPU per event in each stage of a replay")
     parts.add_argument("--events", type=int, default=200_000)
     parts.add_argument("--models", type=int, default=1)
+    parts.add_argument("--database", default=None, help="PostgreSQL URL (default: SQLite)")
     args = parser.parse_args(argv)
     if args.bench == "labels":
         print(orjson.dumps(bench_labels(args.events, args.database)).decode())
     elif args.bench == "stages":
-        print(stages.stages_table(stages.measure_stages(args.events, args.models)))
+        print(stages.stages_table(stages.measure_stages(args.events, args.models, args.database)))
     else:
         bench_throughput(args)
 

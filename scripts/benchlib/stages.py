@@ -1,8 +1,10 @@
 """Where a replayed event's CPU goes: process time per stage of the pipeline, per event.
 
 The throughput benchmark says how fast; this says where to look next. It replays the
-benchmark's seeded events in this process and times, with ``time.process_time`` (not wall
-time: the shared machine's other work does not count), the calls the daemon makes per batch:
+benchmark's seeded events in this process and times, with ``time.process_time`` (the shared
+machine's other work does not count), the calls the daemon makes per batch; beside it goes
+wall time, whose excess over CPU is mostly the database's own work (PostgreSQL's server,
+SQLite's disk), which this process waits for:
 
 - ``ingest``: decode, check and route a batch (``Pipeline.ingest``);
 - ``checkpoint``: one transaction per batch (``Checkpointer.commit``), of which
@@ -49,7 +51,7 @@ STAGES: tuple[tuple[str, Any, str], ...] = (
 )
 
 
-Spent = dict[str, float]  # process seconds per stage
+Spent = dict[str, list[float]]  # [process seconds, wall seconds] per stage
 
 
 @contextmanager
@@ -67,58 +69,64 @@ def _timed(spent: Spent) -> Iterator[None]:
 
 def _clocked(function: Callable[..., Any], label: str, spent: Spent) -> Callable[..., Any]:
     def clocked(*args: Any, **kwargs: Any) -> Any:
-        began = time.process_time()
+        began, began_wall = time.process_time(), time.perf_counter()
         try:
             return function(*args, **kwargs)
         finally:
-            spent[label] += time.process_time() - began
+            spent[label][0] += time.process_time() - began
+            spent[label][1] += time.perf_counter() - began_wall
 
     return clocked
 
 
-def measure_stages(events: int, models: int) -> dict[str, Any]:
-    """Replay ``events`` seeded events of ``models`` models into a fresh SQLite file."""
+def measure_stages(events: int, models: int, url: str | None = None) -> dict[str, Any]:
+    """Replay ``events`` seeded events of ``models`` models into a fresh database: a SQLite
+    file, or a new schema of the PostgreSQL at ``url``."""
     names = ("bench",) if models == 1 else tuple(f"m{i}" for i in range(models))
     with tempfile.TemporaryDirectory(prefix="monitor-stages-") as name:
         tmp = Path(name)
         stream = write_events(tmp / "events.jsonl", events, names)
         reference = write_reference(tmp / "reference.jsonl")
-        with fresh_database(None, tmp) as database:
+        with fresh_database(url, tmp) as database:
             settings = Settings.from_mapping(config(None, None, database.url, names))
             prepare(database, settings, reference)
             engine = app.open_database(settings)
-            spent: Spent = defaultdict(float)
+            spent: Spent = defaultdict(lambda: [0.0, 0.0])
             with _timed(spent):
-                began = time.process_time()
+                began, began_wall = time.process_time(), time.perf_counter()
                 result = app.replay(settings, engine, stream.path, "predictions")
-                total = time.process_time() - began
+                total = [time.process_time() - began, time.perf_counter() - began_wall]
             engine.dispose()
     top = ("ingest", "checkpoint", "closing")
-    spent["other"] = total - sum(spent[label] for label in top)
-    per_event = {label: spent[label] / result.records * 1e6 for label, _, _ in STAGES}
-    per_event["other"] = spent["other"] / result.records * 1e6
+    spent["other"] = [total[i] - sum(spent[label][i] for label in top) for i in (0, 1)]
+    per_event = {
+        label: [seconds / result.records * 1e6 for seconds in spent[label]]
+        for label in [*(label for label, _, _ in STAGES), "other"]
+    }
     return {
         "events": result.records,
         "models": models,
+        "database": "sqlite" if url is None or url.startswith("sqlite") else "postgresql",
         "windows_closed": result.windows_closed,
-        "cpu_s": total,
-        "events_per_cpu_s": result.records / total,
-        "us_per_event": per_event,
+        "cpu_s": total[0],
+        "wall_s": total[1],
+        "events_per_cpu_s": result.records / total[0],
+        "us_per_event": per_event,  # [CPU, wall] per stage
     }
 
 
 def stages_table(found: dict[str, Any]) -> str:
-    """The stages as a Markdown table, microseconds of CPU per event."""
+    """The stages as a Markdown table, microseconds of CPU and of wall time per event."""
     lines = [
-        f"{found['events']:,} events, {found['models']} model(s), "
-        f"{found['windows_closed']} windows closed: {found['cpu_s']:.2f} s of CPU, "
-        f"{found['events_per_cpu_s']:,.0f} events per CPU second",
+        f"{found['events']:,} events, {found['models']} model(s), {found['database']}, "
+        f"{found['windows_closed']} windows closed: {found['cpu_s']:.2f} s of CPU "
+        f"({found['events_per_cpu_s']:,.0f} events per CPU second), {found['wall_s']:.2f} s",
         "",
-        "| stage | µs of CPU per event |",
-        "|---|---|",
+        "| stage | µs of CPU per event | µs of wall time per event |",
+        "|---|---|---|",
     ]
-    for label, value in found["us_per_event"].items():
-        lines.append(f"| {label.replace('  ', '&nbsp;&nbsp;')} | {value:.1f} |")
-    total = found["cpu_s"] / found["events"] * 1e6
-    lines.append(f"| total | {total:.1f} |")
+    for label, (cpu, wall) in found["us_per_event"].items():
+        lines.append(f"| {label.replace('  ', '&nbsp;&nbsp;')} | {cpu:.1f} | {wall:.1f} |")
+    events = found["events"]
+    lines.append(f"| total | {found['cpu_s'] / events * 1e6:.1f} | {found['wall_s'] / events * 1e6:.1f} |")
     return "\n".join(lines)
