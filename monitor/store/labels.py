@@ -30,7 +30,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import IntegrityError
 
+from monitor.store.bulk import json_rows, json_rows_select
 from monitor.store.repository import dialect_insert
 from monitor.store.tables import ConsumerOffset, EarlyLabel, PendingPrediction, WindowPerformance
 from monitor.store.windows import among_windows, states_by_window
@@ -40,6 +42,7 @@ _EARLY: Table = EarlyLabel.__table__  # type: ignore[assignment]
 _PERFORMANCE: Table = WindowPerformance.__table__  # type: ignore[assignment]
 _OFFSETS: Table = ConsumerOffset.__table__  # type: ignore[assignment]
 
+_UNIQUE_VIOLATION = "23505"  # PostgreSQL's SQLSTATE
 CHUNK = 2000  # ids per IN list: well under every backend's limit on bound parameters
 
 Key = tuple[str, str]  # model, id
@@ -104,20 +107,21 @@ def _by_model(keys: Iterable[Key]) -> Iterable[tuple[str, list[str]]]:
 
 def insert_predictions(conn: Connection, rows: Sequence[PredictionRow]) -> set[Key]:
     """Store predictions; returns the keys newly stored (the others' ids were already taken,
-    before this call or earlier in ``rows``)."""
+    before this call or earlier in ``rows``).
+
+    Usually every id is new: all are inserted inside a savepoint, kept when none was taken.
+    Otherwise the savepoint is undone and only the rows whose id is free are stored.
+    """
     if not rows:
         return set()
     keys = {(row[0], row[1]) for row in rows}
-    # Usually every id is new: insert them all inside a savepoint and keep it when the driver
-    # counts one row per prediction. Otherwise some id was taken before: undo, look them up.
+    if conn.dialect.name == "postgresql":
+        return _insert_postgresql(conn, json_rows(_prediction_rows(rows)), keys)
     savepoint = conn.begin_nested()
-    if _insert_ignoring_taken(conn, rows) == len(rows):
+    if _insert_ignoring_taken(conn, rows) == len(rows):  # one row counted per prediction
         savepoint.commit()
         return keys
     savepoint.rollback()
-    if conn.dialect.name == "postgresql":  # another member may store one of them meanwhile
-        inserted = conn.exec_driver_sql(f"{_JSON_INSERT} RETURNING model, id", _json_rows(rows))
-        return {(model, id_) for model, id_ in inserted}
     taken = _existing(conn, keys)  # SQLite: this transaction holds the only write lock
     fresh: dict[Key, PredictionRow] = {}
     for row in rows:
@@ -128,22 +132,32 @@ def insert_predictions(conn: Connection, rows: Sequence[PredictionRow]) -> set[K
     return set(fresh)
 
 
-def _insert_ignoring_taken(conn: Connection, rows: Sequence[PredictionRow]) -> int:
-    """Insert plain values (no type processing), keeping the first of each id; how many rows
-    were inserted.
+def _insert_postgresql(conn: Connection, parameters: tuple[str], keys: set[Key]) -> set[Key]:
+    """PostgreSQL: a plain insert of the batch (``ON CONFLICT`` costs a probe of the key per
+    row first); when an id was taken, the insert that skips taken ids says what it stored
+    (another member may store one of them meanwhile)."""
+    savepoint = conn.begin_nested()
+    try:
+        conn.exec_driver_sql(_JSON_INSERT, parameters)
+    except IntegrityError as exc:
+        if getattr(exc.orig, "sqlstate", None) != _UNIQUE_VIOLATION:
+            raise
+        savepoint.rollback()
+        inserted = conn.exec_driver_sql(f"{_JSON_UPSERT} RETURNING model, id", parameters)
+        return {(model, id_) for model, id_ in inserted}
+    savepoint.commit()
+    return keys
 
-    SQLite binds a row of values each. PostgreSQL takes the whole batch as one JSON parameter
-    (`_JSON_INSERT`): psycopg wrote SQLAlchemy's literal text arrays in Python, escaping each
-    string, and even its binary arrays cost about 1 µs per value in Python, 9 µs per
-    prediction, where ``orjson`` writes the batch in under half a microsecond per prediction
-    and the server reads it faster than it read the arrays. (For SQLite, one JSON array per
-    batch read with ``json_each`` and ``->>`` was measured too: it costs more per row with
-    ten columns there.)
+
+def _insert_ignoring_taken(conn: Connection, rows: Sequence[PredictionRow]) -> int:
+    """SQLite: insert plain values (no type processing), keeping the first of each id; how
+    many rows were inserted.
+
+    A row of values bound each: one JSON array per batch read with ``json_each`` and ``->>``
+    was measured too, and costs more per row with ten columns here.
     """
     if not rows:
         return 0
-    if conn.dialect.name == "postgresql":
-        return int(conn.exec_driver_sql(_JSON_INSERT, _json_rows(rows)).rowcount)
     result = conn.exec_driver_sql(
         f"INSERT OR IGNORE INTO pending_predictions ({', '.join(_COLUMNS)}) "  # noqa: S608
         f"VALUES ({', '.join('?' * len(_COLUMNS))})",
@@ -152,22 +166,13 @@ def _insert_ignoring_taken(conn: Connection, rows: Sequence[PredictionRow]) -> i
     return int(result.rowcount)
 
 
-def _json_rows(rows: Sequence[PredictionRow]) -> tuple[str]:
-    """PostgreSQL: the stored columns of every row as one JSON array of arrays, for
-    `_JSON_INSERT`. Every value is JSON-safe: names and ids are storable text (no unpaired
-    surrogate reaches here, ingest rejects it), scores are finite, the rest numbers or text."""
-    return (orjson.dumps(_prediction_rows(rows)).decode(),)
-
-
-_CASTS = ("", "", "", "::bigint", "::bigint", "", "", "::float8", "", "::bigint")
-_JSON_INSERT = (
-    f"INSERT INTO pending_predictions ({', '.join(_COLUMNS)}) SELECT "  # noqa: S608
-    + ", ".join(f"(e->>{i}){cast}" for i, cast in enumerate(_CASTS))
-    + " FROM jsonb_array_elements(%s::jsonb) AS e ON CONFLICT DO NOTHING"
+_JSON_INSERT = f"INSERT INTO pending_predictions ({', '.join(_COLUMNS)}) " + json_rows_select(
+    (None, None, None, "bigint", "bigint", None, None, "float8", None, "bigint")
 )
-"""PostgreSQL: a batch as one JSON array of rows, each in `_COLUMNS` order. Text goes in
-uncast: a cast to VARCHAR(255) would cut an over-long value, which the column must refuse
-instead."""
+"""PostgreSQL: a batch as one JSON parameter (`bulk.json_rows`), rows in `_COLUMNS` order.
+Every value is JSON-safe: names and ids are storable text (ingest rejects unpaired
+surrogates), scores are finite or None, the rest integers or text."""
+_JSON_UPSERT = f"{_JSON_INSERT} ON CONFLICT DO NOTHING"
 
 
 def _existing(conn: Connection, keys: Iterable[Key]) -> set[Key]:

@@ -127,6 +127,6 @@ def stages_table(found: dict[str, Any]) -> str:
     ]
     for label, (cpu, wall) in found["us_per_event"].items():
         lines.append(f"| {label.replace('  ', '&nbsp;&nbsp;')} | {cpu:.1f} | {wall:.1f} |")
-    events = found["events"]
-    lines.append(f"| total | {found['cpu_s'] / events * 1e6:.1f} | {found['wall_s'] / events * 1e6:.1f} |")
+    cpu, wall = (found[key] / found["events"] * 1e6 for key in ("cpu_s", "wall_s"))
+    lines.append(f"| total | {cpu:.1f} | {wall:.1f} |")
     return "\n".join(lines)
