@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql.base import PGDialect
 
+from monitor.store.bulk import float_text, json_rows, json_rows_select
 from monitor.store.repository import TopicPartition, dialect_insert
 from monitor.store.tables import (
     METRIC_KEY,
@@ -447,22 +448,20 @@ def _sqlite_rows_upsert(rows: int) -> str:
     return _metrics_upsert_sql(f"VALUES {values}")
 
 
-def _array_of(column: str) -> str:
-    """The PostgreSQL array type of a column's parameter. Strings are cast unbounded: a cast
-    to VARCHAR(255) would cut an over-long value, which the column must refuse instead."""
+def _type_of(column: str) -> str | None:
+    """The PostgreSQL type a metric column's JSON value is cast to; None for text."""
     kind = _METRICS.c[column].type
-    return f"{(String() if isinstance(kind, String) else kind).compile(_PG)}[]"
+    return None if isinstance(kind, String) else str(kind.compile(_PG))
 
 
 _PG = PGDialect()  # type: ignore[no-untyped-call]
 # SQLite: statements of `_SQLITE_SIZES` rows each (prepared once per connection: SQLite's
-# compile time grows faster than the rows), executemany'd by size. PostgreSQL: one array
-# parameter per column, unnested, sent in binary (psycopg dumps text arrays in Python,
-# several times slower).
+# compile time grows faster than the rows), executemany'd by size. PostgreSQL: the rows as
+# one JSON parameter (`bulk.json_rows`; psycopg adapts arrays in Python, value by value).
 _SQLITE_SIZES = (32, 8, 1)
 _SQLITE_UPSERTS = {size: _sqlite_rows_upsert(size) for size in _SQLITE_SIZES}
-_ARRAYS = ", ".join(f"%b::{_array_of(name)}" for name in _METRIC_COLUMNS)
-_POSTGRESQL_UPSERT = _metrics_upsert_sql(f"SELECT * FROM unnest({_ARRAYS})")  # noqa: S608
+_POSTGRESQL_UPSERT = _metrics_upsert_sql(json_rows_select([_type_of(n) for n in _METRIC_COLUMNS]))
+_VALUE = _METRIC_COLUMNS.index("value")
 
 
 def save_metrics(
@@ -477,7 +476,7 @@ def save_metrics(
     database's own work. So the rows go to the driver as plain values (`_metric_groups`:
     what SQLAlchemy would bind, each distinct datetime converted once): to SQLite as
     multi-row statements binding the values a run of rows shares once, to PostgreSQL as one
-    statement with an array per column.
+    statement with the rows as one JSON parameter.
     """
     if not rows:
         return
@@ -488,8 +487,11 @@ def save_metrics(
             for shared, owns in groups
             for own in owns
         ]
-        columns = zip(*_merge_repeated(tuples), strict=True)
-        conn.exec_driver_sql(_POSTGRESQL_UPSERT, tuple(map(list, columns)))
+        rows_json = [
+            (*row[:_VALUE], float_text(row[_VALUE]), *row[_VALUE + 1 :])
+            for row in _merge_repeated(tuples)
+        ]
+        conn.exec_driver_sql(_POSTGRESQL_UPSERT, json_rows(rows_json))
         return
     for shared, owns in groups:
         first = 0
