@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, TypeVar
@@ -74,27 +75,49 @@ class PendingEffects:
                 mine += events
         self.staged_late += newer.staged_late
 
-    def settle(self, windows: WindowManager | None, resent: set[int]) -> None:
+    def settlement(
+        self, windows: WindowManager | None, resent: set[int], *, in_place: bool = True
+    ) -> Settlement:
         """Count the staged predictions and add them to their windows, except resends.
 
         A prediction with an id counts only once the checkpoint knows its id was not already
         waiting for a label: a producer's retry of it (same id, another offset) is a
         duplicate, and only that (DESIGN.md §5). Resends are rare: without any, each window's
-        events go to it as they were staged.
+        events go to it as they were staged. ``in_place`` False adds them to copies of the
+        open windows instead, for `settle` to put in place (or to be dropped).
         """
+        counts = WindowCounts()
+        changed: dict[PartialKey, OpenWindow] = {}
+        if windows is not None and in_place:
+            changed = windows.open
         for key, event in self.staged_late:
             if id(event) not in resent:
-                self.counts.late[key] += 1
+                counts.late[key] += 1
         for (tp, key), events in self.staged.items():
             if resent:
                 events = [e for e in events if id(e) not in resent]
                 if not events:
                     continue
-            self.counts.add_events(key, len(events), max(e.ts_ms for e in events))
+            counts.add_events(key, len(events), max(e.ts_ms for e in events))
             if windows is not None:
-                windows.add(tp, key[0], key[1], (key[2], key[3]), events)
+                windows.add_to(changed, tp, key[0], key[1], (key[2], key[3]), events)
+        return Settlement(counts, changed)
+
+    def settle(self, settlement: Settlement, windows: WindowManager | None) -> None:
+        """Take in a `settlement` of the staged predictions: they are staged no more."""
+        self.counts.merge(settlement.counts)
+        if windows is not None and settlement.windows is not windows.open:
+            windows.install(settlement.windows)
         self.staged = {}
         self.staged_late = []
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """What settling the staged predictions adds: counts, and the windows it changed."""
+
+    counts: WindowCounts
+    windows: dict[PartialKey, OpenWindow]
 
 
 @dataclass(slots=True)
@@ -238,10 +261,17 @@ class Checkpointer:
         now = self._clock()
         with transaction(self._engine, write=True) as conn:
             repository.advance_offsets(conn, self._group_id, moves, now, ledger.resets)
-            joined = WindowCounts()
+            joined, settlement = WindowCounts(), None
             if self._joiner is not None and (pending or moves):
-                joined = self._joiner.apply(conn, pending.labels, now)
-            pending.settle(windows, pending.labels.resent)  # resends known now
+                if conn.dialect.name == "postgresql" and pending.staged and windows is not None:
+                    joined, settlement = _join_beside_windows(
+                        self._joiner, conn, pending, windows, now
+                    )
+                else:
+                    joined = self._joiner.apply(conn, pending.labels, now)
+            if settlement is None:  # resends known now
+                settlement = pending.settlement(windows, pending.labels.resent)
+            pending.settle(settlement, windows)
             unsaved = windows.unsaved() if windows is not None else []
             closed = _save_windows(conn, unsaved, now)
             counts = WindowCounts().merge(pending.counts).merge(_late_after_close(closed))
@@ -266,6 +296,29 @@ class Checkpointer:
             windows.saved(key for key, _ in unsaved)
             windows.drop(key for key, _ in closed)
         return {tp: new.offset for tp, (_, new) in moves.items()}
+
+
+def _join_beside_windows(
+    joiner: Joiner,
+    conn: Connection,
+    pending: PendingEffects,
+    windows: WindowManager,
+    now: datetime,
+) -> tuple[WindowCounts, Settlement]:
+    """The label join and the window adds at once: PostgreSQL only.
+
+    The join, mostly waiting for PostgreSQL to store the predictions, runs in a thread; this
+    one meanwhile adds the staged predictions to copies of their windows, as if none were a
+    resend. When some were (rare), the copies are dropped and the adds done again without
+    them. SQLite's module releases the interpreter's lock for every row it writes, and would
+    wait for this thread each time, so SQLite joins first and adds after.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="label-join") as pool:
+        joining = pool.submit(joiner.apply, conn, pending.labels, now)
+        guess = pending.settlement(windows, set(), in_place=False)
+    joined = joining.result()
+    resent = pending.labels.resent
+    return joined, guess if not resent else pending.settlement(windows, resent)
 
 
 LOGGED_REJECTIONS = 10  # per checkpoint; the dead letters keep every one

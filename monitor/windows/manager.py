@@ -34,6 +34,9 @@ class OpenWindow:
     state: WindowState
     unsaved: int = 0
 
+    def copy(self) -> OpenWindow:
+        return OpenWindow(self.end_ms, self.schema, self.state.copy(), self.unsaved)
+
 
 class WindowManager:
     """Routes a partition's non-late events into its open windows."""
@@ -61,16 +64,41 @@ class WindowManager:
         events: Sequence[PredictionEvent],
     ) -> None:
         """Accumulate ``events`` (one window's, of partition ``tp``, in arrival order)."""
+        self.add_to(self.open, tp, model, version, window, events)
+
+    def add_to(
+        self,
+        changed: dict[PartialKey, OpenWindow],
+        tp: TP,
+        model: str,
+        version: str,
+        window: tuple[int, int],
+        events: Sequence[PredictionEvent],
+    ) -> None:
+        """`add`, the window taken from (or put in) ``changed``: ``self.open`` adds in place;
+        another dict takes copies of the open windows, which `install` puts in place later."""
         start, end = window
         key = (model, version, start, *tp)
-        opened = self.open.get(key)
+        opened = changed.get(key)
         if opened is None:
-            schema = self._schema_for(model, version)
-            opened = self.open[key] = OpenWindow(end, schema, WindowState(schema.revision))
-            opened.state.score_changes += self._early_changes.pop(key, 0)
+            current = self.open.get(key)
+            if current is not None:  # not in place: ``changed`` is not ``self.open``
+                opened = changed[key] = current.copy()
+            else:
+                schema = self._schema_for(model, version)
+                opened = changed[key] = OpenWindow(end, schema, WindowState(schema.revision))
+                opened.state.score_changes += self._early_changes.get(key, 0)
+                if changed is self.open:
+                    self._early_changes.pop(key, None)
         keys = event_keys([e.id for e in events], [tp[1]] * len(events), [e.offset for e in events])
         opened.state.update(opened.schema, events, keys, self._segments_for(model))
         opened.unsaved += len(events)
+
+    def install(self, changed: dict[PartialKey, OpenWindow]) -> None:
+        """Put the windows `add_to` changed in place of the open ones."""
+        for key, opened in changed.items():
+            self.open[key] = opened
+            self._early_changes.pop(key, None)
 
     def observe_scores(
         self, tp: TP, model: str, scores: Sequence[float], windows: Sequence[tuple[str, int]]

@@ -143,6 +143,9 @@ class SliceState:
     events: int = 0
     accumulators: dict[str, Accumulator] = field(default_factory=dict)
 
+    def copy(self) -> SliceState:
+        return SliceState(self.events, {n: acc.copy() for n, acc in self.accumulators.items()})
+
     def merge(self, other: SliceState) -> Self:
         self.events += other.events
         numeric: list[tuple[NumericAccumulator, NumericAccumulator]] = []
@@ -251,6 +254,11 @@ class WindowState:
             else:
                 columns[name] = (spec, block.column(row))
         return columns, block
+
+    def copy(self) -> WindowState:
+        """An independent copy: updating it leaves this state as it is."""
+        slices = {name: piece.copy() for name, piece in self.slices.items()}
+        return WindowState(self.revision, self.events, self.score_changes, dict(self.kinds), slices)
 
     def merge(self, other: WindowState) -> Self:
         self.events += other.events

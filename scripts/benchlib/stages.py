@@ -10,6 +10,8 @@ SQLite's disk), which this process waits for:
 - ``checkpoint``: one transaction per batch (``Checkpointer.commit``), of which
   ``label join`` (predictions kept for their labels; of it ``pending insert``, the database's
   insert), ``window adds`` (the window accumulators) and ``window saves`` (their states);
+  on PostgreSQL the label join runs in a thread while the window adds run here, so the CPU
+  of both (process time counts every thread) shows in each and the wall times overlap;
 - ``closing``: closing due windows (``WindowCloser.close_ready``), of which ``evaluate``,
   ``metric storage`` and ``alerts``;
 - ``other``: the rest of the replay (reading the file, the relay).
@@ -42,7 +44,7 @@ STAGES: tuple[tuple[str, Any, str], ...] = (
     ("checkpoint", checkpoint.Checkpointer, "commit"),
     ("  label join", joining.Joiner, "apply"),
     ("    pending insert", labels, "insert_predictions"),
-    ("  window adds", manager.WindowManager, "add"),
+    ("  window adds", manager.WindowManager, "add_to"),
     ("  window saves", checkpoint, "_save_windows"),
     ("closing", closing.WindowCloser, "close_ready"),
     ("  evaluate", closing, "evaluate"),
