@@ -310,8 +310,8 @@ def _join_beside_windows(
     The join, mostly waiting for PostgreSQL to store the predictions, runs in a thread; this
     one meanwhile adds the staged predictions to copies of their windows, as if none were a
     resend. When some were (rare), the copies are dropped and the adds done again without
-    them. SQLite's module releases the interpreter's lock for every row it writes, and would
-    wait for this thread each time, so SQLite joins first and adds after.
+    them. On SQLite the insert is this process's own work, under the interpreter's lock for
+    the most part: the same overlap measured no gain there, so SQLite joins, then adds.
     """
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="label-join") as pool:
         joining = pool.submit(joiner.apply, conn, pending.labels, now)
