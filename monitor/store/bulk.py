@@ -11,7 +11,7 @@ and a cast gives the column's type.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -28,14 +28,14 @@ def json_rows_select(types: Sequence[str | None]) -> str:
     return f"SELECT {values} FROM jsonb_array_elements(%s::jsonb) AS e"  # noqa: S608
 
 
-def json_rows(rows: Iterable[Sequence[Any]]) -> tuple[str]:
+def json_rows(rows: list[Any]) -> tuple[str]:
     """The parameter of `json_rows_select`: ``rows`` as one JSON array of arrays.
 
     Values must be what JSON holds (text, integers, finite floats, None) or datetimes
     (RFC 3339 text, for ``timestamptz``); see `float_text` for the floats that are not
     finite, which JSON would turn into null.
     """
-    return (orjson.dumps(list(rows)).decode(),)
+    return (orjson.dumps(rows).decode(),)
 
 
 def float_text(value: float | None) -> float | str | None:
