@@ -6,6 +6,7 @@ window's history, and the upsert of a late update still replaces its row.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -31,8 +32,10 @@ def _row(feature: str, metric: str, value: float, segment: str | None = None) ->
 
 
 @pytest.fixture
-def engine(database_url: str) -> Engine:
-    return db.create_db_engine(database_url)
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = db.create_db_engine(database_url)
+    yield engine
+    engine.dispose()
 
 
 def test_metrics_of_0007_are_kept_by_0008_and_its_downgrade(engine: Engine) -> None:
@@ -58,7 +61,6 @@ def test_metrics_of_0007_are_kept_by_0008_and_its_downgrade(engine: Engine) -> N
         rows = conn.execute(text("SELECT id, segment, metric, value FROM window_metrics"))
         kept = {(segment, metric): value for _, segment, metric, value in rows}
     assert kept == {("", "psi"): 0.9, ("", "js"): 0.1, ("country=FR", "psi"): 0.2}
-    engine.dispose()
 
 
 def _window() -> stored.WindowId:
