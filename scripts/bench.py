@@ -2,9 +2,9 @@
 """Benchmarks: speed and storage targets live here, never in timed tests.
 
     scripts/bench.py [throughput] [--events N] [--quick] [--kafka HOST:PORT]
-                     [--database URL] [--rss-check] [--out FILE]
+                     [--database URL] [--rss-check] [--ids KIND] [--out FILE]
     scripts/bench.py labels [--events N] [--database URL]
-    scripts/bench.py stages [--events N] [--models M] [--database URL]
+    scripts/bench.py stages [--events N] [--models M] [--database URL] [--ids KIND]
 
 ``throughput`` (the default) measures, in one run so the ratios hold on a noisy machine, the
 targets of issue 8: it writes N seeded events (default 500k; 20 numeric + 3 categorical
@@ -24,7 +24,9 @@ real one; its topics are left behind), and measures
 - with ``--rss-check``, peak RSS of replays of 200k and 2M events.
 
 It prints a Markdown table with the targets (met / NOT met) and writes everything, with the
-machine, as JSON to ``--out``. ``--quick`` skips the 10-model run and PostgreSQL.
+machine, as JSON to ``--out``. ``--quick`` skips the 10-model run and PostgreSQL. Event ids are
+random hex, as serving systems send them; ``--ids sequential`` gives ``e0``, ``e1``, ... (the
+stream before 2026-11-28), which the pending-prediction index takes almost in order.
 
 ``labels`` replays N predictions with ids, then their N labels (an hour later, shuffled
 within ±10 minutes) into a fresh database, through the same pipeline and checkpoints as
@@ -53,6 +55,7 @@ import orjson
 import sqlalchemy as sa
 from benchlib import report, stages, throughput
 from benchlib.storage import fresh_database
+from benchlib.streams import IDS
 
 from monitor.app import replay
 from monitor.settings import Settings
@@ -127,6 +130,7 @@ def bench_throughput(args: argparse.Namespace) -> None:
         kafka=args.kafka,
         postgres=url if url and not url.startswith("sqlite") else None,
         rss_check=args.rss_check,
+        ids=args.ids,
     )
     with tempfile.TemporaryDirectory(prefix="monitor-bench-") as name:
         result = throughput.run(opts, Path(name))
@@ -157,6 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     speed.add_argument("--kafka", default=None, help="host:port of a real Kafka")
     speed.add_argument("--database", default=database, help="PostgreSQL URL")
     speed.add_argument("--rss-check", action="store_true", help="peak RSS at 200k vs 2M")
+    speed.add_argument("--ids", choices=IDS, default="random", help="event ids (default random)")
     speed.add_argument("--out", type=Path, default=None, help="write the results as JSON")
     labels = sub.add_parser("labels", help="label join throughput and pending table size")
     labels.add_argument("--events", type=int, default=100_000)
@@ -165,11 +170,13 @@ def main(argv: list[str] | None = None) -> None:
     parts.add_argument("--events", type=int, default=200_000)
     parts.add_argument("--models", type=int, default=1)
     parts.add_argument("--database", default=None, help="PostgreSQL URL (default: SQLite)")
+    parts.add_argument("--ids", choices=IDS, default="random", help="event ids (default random)")
     args = parser.parse_args(argv)
     if args.bench == "labels":
         print(orjson.dumps(bench_labels(args.events, args.database)).decode())
     elif args.bench == "stages":
-        print(stages.stages_table(stages.measure_stages(args.events, args.models, args.database)))
+        found = stages.measure_stages(args.events, args.models, args.database, args.ids)
+        print(stages.stages_table(found))
     else:
         bench_throughput(args)
 

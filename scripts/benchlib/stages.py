@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from benchlib.storage import fresh_database, prepare
-from benchlib.streams import write_events, write_reference
+from benchlib.streams import Ids, write_events, write_reference
 from benchlib.throughput import config
 from monitor import alerting, app, checkpoint, closing, joining, pipeline
 from monitor.settings import Settings
@@ -81,13 +81,15 @@ def _clocked(function: Callable[..., Any], label: str, spent: Spent) -> Callable
     return clocked
 
 
-def measure_stages(events: int, models: int, url: str | None = None) -> dict[str, Any]:
+def measure_stages(
+    events: int, models: int, url: str | None = None, ids: Ids = "random"
+) -> dict[str, Any]:
     """Replay ``events`` seeded events of ``models`` models into a fresh database: a SQLite
     file, or a new schema of the PostgreSQL at ``url``."""
     names = ("bench",) if models == 1 else tuple(f"m{i}" for i in range(models))
     with tempfile.TemporaryDirectory(prefix="monitor-stages-") as name:
         tmp = Path(name)
-        stream = write_events(tmp / "events.jsonl", events, names)
+        stream = write_events(tmp / "events.jsonl", events, names, ids=ids)
         reference = write_reference(tmp / "reference.jsonl")
         with fresh_database(url, tmp) as database:
             settings = Settings.from_mapping(config(None, None, database.url, names))
@@ -108,6 +110,7 @@ def measure_stages(events: int, models: int, url: str | None = None) -> dict[str
     return {
         "events": result.records,
         "models": models,
+        "ids": ids,
         "database": "sqlite" if url is None or url.startswith("sqlite") else "postgresql",
         "windows_closed": result.windows_closed,
         "cpu_s": total[0],
@@ -120,7 +123,8 @@ def measure_stages(events: int, models: int, url: str | None = None) -> dict[str
 def stages_table(found: dict[str, Any]) -> str:
     """The stages as a Markdown table, microseconds of CPU and of wall time per event."""
     lines = [
-        f"{found['events']:,} events, {found['models']} model(s), {found['database']}, "
+        f"{found['events']:,} events ({found['ids']} ids), {found['models']} model(s), "
+        f"{found['database']}, "
         f"{found['windows_closed']} windows closed: {found['cpu_s']:.2f} s of CPU "
         f"({found['events_per_cpu_s']:,.0f} events per CPU second), {found['wall_s']:.2f} s",
         "",

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import orjson
@@ -29,6 +29,8 @@ SHARES = {
     "c2": (0.35, 0.25, 0.2, 0.12, 0.08),
 }
 CHUNK = 50_000
+Ids = Literal["random", "sequential"]
+IDS: tuple[Ids, ...] = ("random", "sequential")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,17 +85,24 @@ def event_lines(
     per_window: int = 5_000,
     start_ms: int = START_MS,
     seed: int = 7,
+    ids: Ids = "random",
 ) -> Iterator[bytes]:
     """Event lines (no newline) in event-time order, ``per_window`` per 5-minute window."""
     rng = np.random.default_rng(seed)
+    id_rng = np.random.default_rng(seed + 1)  # the features stay those of either kind of id
     step = WINDOW_MS / per_window
     done = 0
     while done < count:
         n = min(CHUNK, count - done)
+        if ids == "random":
+            raw = id_rng.bytes(16 * n).hex()
+            names = [raw[j : j + 32] for j in range(0, 32 * n, 32)]
+        else:
+            names = [f"e{i}" for i in range(done, done + n)]
         for i, (features, pred, s) in enumerate(_rows(n, rng), start=done):
             yield orjson.dumps(
                 {
-                    "id": f"e{i}",
+                    "id": names[i - done],
                     "model": models[i % len(models)],
                     "ts": start_ms + int(i * step),
                     "features": features,
@@ -105,12 +114,12 @@ def event_lines(
 
 
 def write_events(
-    path: Path, count: int, models: Sequence[str], *, per_window: int = 5_000
+    path: Path, count: int, models: Sequence[str], *, per_window: int = 5_000, ids: Ids = "random"
 ) -> EventFile:
     """``count`` events of ``models`` as JSON Lines at ``path``."""
     with path.open("wb") as out:
         batch: list[bytes] = []
-        for line in event_lines(count, models, per_window=per_window):
+        for line in event_lines(count, models, per_window=per_window, ids=ids):
             batch.append(line)
             if len(batch) >= CHUNK:
                 out.write(b"\n".join(batch) + b"\n")

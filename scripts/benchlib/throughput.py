@@ -20,7 +20,7 @@ from benchlib import children, report
 from benchlib.brokers import PARTITIONS, broker, make_topics, produce_file
 from benchlib.report import Row
 from benchlib.storage import database_bytes, fresh_database, prepare
-from benchlib.streams import EventFile, write_events, write_reference
+from benchlib.streams import EventFile, Ids, write_events, write_reference
 from benchlib.window import time_evaluation
 from monitor.ingest.consumer import consumer_options
 from monitor.settings import Settings, mask_url
@@ -41,6 +41,7 @@ class Options:
     postgres: str | None  # None: no PostgreSQL row
     rss_check: bool
     idle: str = "5s"
+    ids: Ids = "random"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,11 +140,11 @@ def measure_replay(
     return row, out | {"db_bytes": size, "db_baseline_bytes": baseline}
 
 
-def rss_check(tmp: Path) -> dict[str, Any]:
+def rss_check(tmp: Path, ids: Ids) -> dict[str, Any]:
     """Peak RSS of a replay of 200k events against one of 2M (same stream, fresh files)."""
     found: dict[str, Any] = {}
     for key, count in (("small", RSS_SMALL), ("large", RSS_LARGE)):
-        stream = write_events(tmp / f"rss-{count}.jsonl", count, ("bench",))
+        stream = write_events(tmp / f"rss-{count}.jsonl", count, ("bench",), ids=ids)
         row, _ = measure_replay(stream, tmp, f"replay {count:,}")
         found[key] = {
             "events": count,
@@ -179,11 +180,11 @@ def run(opts: Options, tmp: Path) -> dict[str, Any]:
 
     mark = began
     reference = stream_reference(tmp)
-    one = write_events(tmp / "events-1.jsonl", opts.events, ("bench",))
+    one = write_events(tmp / "events-1.jsonl", opts.events, ("bench",), ids=opts.ids)
     ten = None
     if not opts.quick:
         models = tuple(f"bench{i}" for i in range(10))
-        ten = write_events(tmp / "events-10.jsonl", opts.events, models)
+        ten = write_events(tmp / "events-10.jsonl", opts.events, models, ids=opts.ids)
     mark = stage("write streams", mark)
     window = time_evaluation(reference)
     mark = stage("window evaluation", mark)
@@ -219,7 +220,7 @@ def run(opts: Options, tmp: Path) -> dict[str, Any]:
         rows["run_postgresql"] = Row("monitor run (PostgreSQL)", note="skipped: no --database")
     rows["replay"], details["replay"] = measure_replay(one, tmp)
     mark = stage("replay", mark)
-    rss = rss_check(tmp) if opts.rss_check else None
+    rss = rss_check(tmp, opts.ids) if opts.rss_check else None
     if rss is not None:
         stage("RSS check", mark)
     rows = {key: rows[key] for key in ORDER if key in rows}
@@ -235,6 +236,7 @@ def run(opts: Options, tmp: Path) -> dict[str, Any]:
             "database": mask_url(opts.postgres) if opts.postgres else None,
             "rss_check": opts.rss_check,
             "exit_when_idle": opts.idle,
+            "ids": opts.ids,
         },
         "events": opts.events,
         "partitions": PARTITIONS,
