@@ -336,8 +336,17 @@ def prune_predictions(
 
     Returns (model, version, window start, window end, labelled) per removed prediction, so
     the never-labelled ones can be counted.
+
+    Every checkpoint prunes, and until the horizon has passed once there is nothing to
+    remove: the oldest prediction, the time index's first entry, says so in one probe.
+    PostgreSQL planned the delete itself as a walk over every pending row until it had
+    analysed the growing table (measured at 300k waiting: 70 ms per checkpoint, 2 ms with
+    this check; 15 ms to remove 6,000 rows once analysed).
     """
     c = _PENDING.c
+    oldest = conn.execute(select(func.min(c.event_ms))).scalar_one()
+    if oldest is None or oldest >= before_ms:
+        return []
     statement = delete(_PENDING).where(c.event_ms < before_ms)
     if only is not None:
         # ``model || ''`` on SQLite: without statistics its planner prefers the primary
