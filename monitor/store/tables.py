@@ -235,6 +235,10 @@ class PendingPrediction(Base):
     Compact on purpose (one row per prediction with an id): the window and slices it counts
     in, what it predicted, and its event time. ``label_ms`` is set once a label joined it, so
     a second label or a duplicate prediction id within the horizon is recognised.
+
+    On SQLite the table has no primary key: its rows, in insertion order, are found by an
+    index on a ``key_hash`` column of its own, kept out of this mapping (migration 0009,
+    `monitor.store.labels.key_hash`). (model, id) is unique on both databases.
     """
 
     __tablename__ = "pending_predictions"

@@ -82,3 +82,21 @@ def test_taken_ids_are_not_stored_again_and_the_first_of_a_batch_wins(engine: En
         assert labels.insert_predictions(conn, batch) == {("m", "b"), ("m", "c")}
     found = stored(engine, batch)
     assert [found[("m", i)].prediction for i in "abc"] == ["first", "first", 1]
+
+
+def test_ids_sharing_a_hash_are_stored_found_and_labelled_apart(engine: Engine) -> None:
+    """SQLite finds waiting predictions by a 4-byte hash of the id (`labels.key_hash`); these
+    two ids share one, and neither may stand in for the other."""
+    first, second = "id-29685295", "id-32060020"
+    assert labels.key_hash(first) == labels.key_hash(second)
+    with transaction(engine, write=True) as conn:
+        assert labels.insert_predictions(conn, [row(first, "a")]) == {("m", first)}
+    with transaction(engine, write=True) as conn:
+        batch = [row(second, "b"), row(first, "again")]
+        assert labels.insert_predictions(conn, batch) == {("m", second)}
+        labels.mark_labelled(conn, [(("m", second), START + 60_000)])
+    found = stored(engine, [row(first), row(second)])
+    assert (found[("m", first)].prediction, found[("m", first)].label_ms) == ("a", None)
+    assert (found[("m", second)].prediction, found[("m", second)].label_ms) == ("b", START + 60_000)
+    with transaction(engine) as conn:
+        assert labels.find_predictions(conn, [("other", first), ("m", "id-0")]) == {}
