@@ -138,15 +138,18 @@ def _insert_sqlite(conn: Connection, rows: Sequence[PredictionRow], keys: set[Ke
     One JSON array per batch read with ``json_each`` and ``->>`` was measured too, and
     costs more per row with ten columns here.
     """
-    taken = _taken_sqlite(conn, keys)
+    hashes = [key_hash(row[1]) for row in rows]
+    found = conn.execute(_SQLITE_BY_HASH, {"hashes": orjson.dumps(hashes).decode()})
+    taken = {(model, id_) for model, id_ in found if (model, id_) in keys}
     if taken or len(keys) < len(rows):
-        fresh: dict[Key, PredictionRow] = {}
-        for row in rows:
+        fresh: dict[Key, tuple[int, PredictionRow]] = {}
+        for hashed, row in zip(hashes, rows, strict=True):
             key = (row[0], row[1])
             if key not in taken and key not in fresh:
-                fresh[key] = row
-        rows, keys = list(fresh.values()), set(fresh)
-    conn.exec_driver_sql(_SQLITE_INSERT, _prediction_rows(rows, hashed=True))
+                fresh[key] = (hashed, row)
+        hashes, rows = [h for h, _ in fresh.values()], [r for _, r in fresh.values()]
+        keys = set(fresh)
+    conn.exec_driver_sql(_SQLITE_INSERT, _prediction_rows(rows, hashes))
     return keys
 
 
@@ -182,11 +185,6 @@ surrogates), scores are finite or None, the rest integers or text."""
 _JSON_UPSERT = f"{_JSON_INSERT} ON CONFLICT DO NOTHING"
 
 
-def _taken_sqlite(conn: Connection, keys: set[Key]) -> set[Key]:
-    found = conn.execute(_SQLITE_BY_HASH, {"hashes": _hashes(keys)})
-    return {(model, id_) for model, id_ in found if (model, id_) in keys}
-
-
 def _hashes(keys: Iterable[Key]) -> str:
     """The JSON array of the keys' `key_hash`es, one parameter for `_BY_HASH`."""
     return orjson.dumps([key_hash(id_) for _, id_ in keys]).decode()
@@ -218,17 +216,19 @@ _CLASS_TYPES = frozenset({str, int, bool, type(None)})  # values a batch repeats
 
 
 def _prediction_rows(
-    rows: Iterable[PredictionRow], *, hashed: bool = False
+    rows: Sequence[PredictionRow], hashes: Sequence[int] | None = None
 ) -> list[tuple[Any, ...]]:
     """The stored columns of each prediction, slices, prediction and scores as JSON text.
 
     One row per prediction with an id, so the common values are encoded once: the slices
-    of a batch repeat, and so do class predictions. ``hashed``: `key_hash` first (SQLite).
+    of a batch repeat, and so do class predictions. ``hashes``: each row's `key_hash`, put
+    first (SQLite).
     """
     slices_text: dict[tuple[str, ...], str] = {}
     prediction_text: dict[tuple[type, Any], str] = {}  # by type too: 1 == True
     out = []
-    for model, id_, version, start_ms, end_ms, slices, prediction, score, scores, ms in rows:
+    for n, row in enumerate(rows):
+        model, id_, version, start_ms, end_ms, slices, prediction, score, scores, ms = row
         text = slices_text.get(slices)
         if text is None:
             text = slices_text[slices] = _json(slices)
@@ -241,7 +241,7 @@ def _prediction_rows(
             said = _json(prediction)
         scored = None if scores is None else _json(scores)
         values = (model, id_, version, start_ms, end_ms, text, said, score, scored, ms)
-        out.append((key_hash(id_), *values) if hashed else values)
+        out.append(values if hashes is None else (hashes[n], *values))
     return out
 
 
