@@ -149,7 +149,8 @@ def _insert_sqlite(conn: Connection, rows: Sequence[PredictionRow], keys: set[Ke
                 fresh[key] = (hashed, row)
         hashes, rows = [h for h, _ in fresh.values()], [r for _, r in fresh.values()]
         keys = set(fresh)
-    conn.exec_driver_sql(_SQLITE_INSERT, _prediction_rows(rows, hashes))
+    if rows:  # an empty list would run the statement once, with no values bound
+        conn.exec_driver_sql(_SQLITE_INSERT, _prediction_rows(rows, hashes))
     return keys
 
 

@@ -82,6 +82,9 @@ def test_taken_ids_are_not_stored_again_and_the_first_of_a_batch_wins(engine: En
         assert labels.insert_predictions(conn, batch) == {("m", "b"), ("m", "c")}
     found = stored(engine, batch)
     assert [found[("m", i)].prediction for i in "abc"] == ["first", "first", 1]
+    with transaction(engine, write=True) as conn:  # every id taken: nothing to store
+        assert labels.insert_predictions(conn, [row("a", "third"), row("c", "again")]) == set()
+    assert stored(engine, [row("a"), row("c")])[("m", "a")].prediction == "first"
 
 
 def test_ids_sharing_a_hash_are_stored_found_and_labelled_apart(engine: Engine) -> None:
