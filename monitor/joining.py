@@ -269,16 +269,11 @@ class Joiner:
         watermark = stored.predictions_watermark(conn, self._group_id, self._predictions_topic)
         if watermark is None:
             return
-        horizons: dict[timedelta, list[str]] = defaultdict(list)
-        for model in self._settings.models:
-            horizons[model.label_horizon].append(model.name)
-        configured = [m.name for m in self._settings.models]
-        removed = stored.prune_predictions(
-            conn, watermark - _ms_of(DEFAULTS.label_horizon), exclude=configured
-        )
-        for horizon, models in sorted(horizons.items()):
-            removed += stored.prune_predictions(conn, watermark - _ms_of(horizon), only=models)
-        for name, version, start, end, was_labelled in removed:
+        cutoffs = {m.name: watermark - _ms_of(m.label_horizon) for m in self._settings.models}
+        others = watermark - _ms_of(DEFAULTS.label_horizon)
+        for name, version, start, end, was_labelled in stored.prune_predictions(
+            conn, cutoffs, others
+        ):
             if not was_labelled:
                 counts.unlabelled[(name, version, start, end)] += 1
 

@@ -5,6 +5,7 @@
                      [--database URL] [--rss-check] [--ids KIND] [--out FILE]
     scripts/bench.py labels [--events N] [--database URL]
     scripts/bench.py stages [--events N] [--models M] [--database URL] [--ids KIND]
+    scripts/bench.py prune [--waiting N] [--database URL]
 
 ``throughput`` (the default) measures, in one run so the ratios hold on a noisy machine, the
 targets of issue 8: it writes N seeded events (default 500k; 20 numeric + 3 categorical
@@ -38,6 +39,10 @@ size per million predictions. Without ``--database`` it uses ``$MONITOR_TEST_DAT
 them over M models) into a temporary SQLite file (``--database``: a throwaway schema of that
 PostgreSQL) and prints the CPU and the wall time per event of each stage (ingest, checkpoint
 and its parts, closing and its parts): where to look next.
+
+``prune`` times a checkpoint's removal of predictions past their label horizon with N
+predictions of a 7-day-horizon model waiting beside a 1-hour one (``benchlib.prune``), in a
+temporary SQLite file or a throwaway schema of ``--database``.
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from benchlib import report, stages, throughput
+from benchlib import prune, report, stages, throughput
 from benchlib.storage import fresh_database
 from benchlib.streams import IDS
 
@@ -145,7 +150,7 @@ def bench_throughput(args: argparse.Namespace) -> None:
         print(f"JSON: {args.out}")
 
 
-SUBCOMMANDS = ("throughput", "labels", "stages")
+SUBCOMMANDS = ("throughput", "labels", "stages", "prune")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -171,9 +176,14 @@ def main(argv: list[str] | None = None) -> None:
     parts.add_argument("--models", type=int, default=1)
     parts.add_argument("--database", default=None, help="PostgreSQL URL (default: SQLite)")
     parts.add_argument("--ids", choices=IDS, default="random", help="event ids (default random)")
+    pruning = sub.add_parser("prune", help="a checkpoint's prune while predictions wait")
+    pruning.add_argument("--waiting", type=int, default=400_000)
+    pruning.add_argument("--database", default=None, help="PostgreSQL URL (default: SQLite)")
     args = parser.parse_args(argv)
     if args.bench == "labels":
         print(orjson.dumps(bench_labels(args.events, args.database)).decode())
+    elif args.bench == "prune":
+        print(orjson.dumps(prune.measure_prune(args.waiting, args.database)).decode())
     elif args.bench == "stages":
         found = stages.measure_stages(args.events, args.models, args.database, args.ids)
         print(stages.stages_table(found))

@@ -242,7 +242,7 @@ class PendingPrediction(Base):
     """
 
     __tablename__ = "pending_predictions"
-    __table_args__ = (Index("ix_pending_predictions_time", "event_ms"),)
+    __table_args__ = (Index("ix_pending_predictions_model_time", "model", "event_ms"),)
 
     model: Mapped[str] = mapped_column(String(255), primary_key=True)
     id: Mapped[str] = mapped_column(String(255), primary_key=True)

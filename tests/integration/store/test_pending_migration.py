@@ -1,8 +1,8 @@
-"""Migration 0009: predictions waiting for labels before an upgrade still wait after it.
+"""Migrations 0009 and 0010: predictions waiting for labels before an upgrade still wait.
 
-On SQLite the table moves to an index on a hash of the id; a user upgrading mid-horizon must
-keep every waiting prediction, its label mark, and the refusal of an id already taken.
-PostgreSQL's table is left as it was, and the same checks hold there.
+On SQLite the table moves to an index on a hash of the id (0009), and on both databases its
+time index becomes (model, event time) (0010); a user upgrading mid-horizon must keep every
+waiting prediction, its label mark, and the refusal of an id already taken.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def _waiting(engine: Engine) -> set[tuple[str, str, int | None]]:
         return {(model, id_, label_ms) for model, id_, label_ms in rows}
 
 
-def test_predictions_waiting_under_0008_are_found_after_0009_and_its_downgrade(
+def test_predictions_waiting_under_0008_are_found_after_the_upgrade_and_its_downgrade(
     engine: Engine,
 ) -> None:
     _migrate(engine, "0008")
@@ -58,8 +58,8 @@ def test_predictions_waiting_under_0008_are_found_after_0009_and_its_downgrade(
 
     _migrate(engine, "head")
     indexes = {i["name"] for i in inspect(engine).get_indexes("pending_predictions")}
-    assert "ix_pending_predictions_time" in indexes
-    assert ("ix_pending_predictions_key_hash" in indexes) == (engine.dialect.name == "sqlite")
+    hashed = {"ix_pending_predictions_key_hash"} if engine.dialect.name == "sqlite" else set()
+    assert indexes == {"ix_pending_predictions_model_time", *hashed}
     assert _waiting(engine) == before
     with engine.begin() as conn:
         found = labels.find_predictions(conn, [("m", "a"), ("m", "b"), ("n", "a")])
@@ -79,4 +79,6 @@ def test_predictions_waiting_under_0008_are_found_after_0009_and_its_downgrade(
     _migrate(engine, "0008", down=True)
     key = inspect(engine).get_pk_constraint("pending_predictions")["constrained_columns"]
     assert key == ["model", "id"]
+    indexes = {i["name"] for i in inspect(engine).get_indexes("pending_predictions")}
+    assert indexes == {"ix_pending_predictions_time"}
     assert _waiting(engine) == after
