@@ -376,10 +376,10 @@ def prune_predictions(
     Every checkpoint prunes, so it must cost nothing while nothing is due, however many
     predictions wait: each model's oldest prediction, read from the (model, event time)
     index, says whether it has any past its cutoff, and only then is its range of that
-    index deleted. One index over event time alone mixed the models: a model with a 1-hour
-    horizon walked the week of waiting predictions of a model with a 7-day one at every
-    checkpoint (measured with 400k waiting: 69 ms per checkpoint on SQLite, 6.4 ms on
-    PostgreSQL), and PostgreSQL walked every waiting row until it had analysed the table.
+    index deleted. One index over event time alone mixed the models: on SQLite a model with
+    a 1-hour horizon walked the older predictions of a model with a 7-day one at every
+    checkpoint (`scripts/bench.py prune`: 133 ms per checkpoint with 1M waiting, 0.4 now),
+    and PostgreSQL walked every waiting row until it had analysed the table.
     """
     c = _PENDING.c
     removed: list[tuple[str, str, int, int, bool]] = []
