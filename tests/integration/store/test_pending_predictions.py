@@ -106,21 +106,23 @@ def test_ids_sharing_a_hash_are_stored_found_and_labelled_apart(engine: Engine) 
 
 
 def test_each_model_is_pruned_at_its_own_cutoff_and_others_at_the_default(engine: Engine) -> None:
-    """A short horizon removes only its model's old predictions, whatever older ones of a
+    """A short horizon removes only its models' old predictions, whatever older ones of a
     longer-horizon model wait; a model without a horizon of its own takes the default."""
+    cutoffs = {"short": START + 5 * 60_000, "also short": START + 5 * 60_000}
+    cutoffs["long"] = START + 60_000
+    default = START + 3 * 60_000
     waiting = [
         row(f"{model}-{minute}", model=model, event_ms=START + minute * 60_000)
-        for model in ("short", "long", "unlisted")
+        for model in ("short", "also short", "long", "unlisted")
         for minute in range(10)
     ]
     with transaction(engine, write=True) as conn:
         labels.insert_predictions(conn, waiting)
         labels.mark_labelled(conn, [(("short", "short-1"), START + 600_000)])
-        removed = labels.prune_predictions(
-            conn, {"short": START + 5 * 60_000, "long": START + 60_000}, START + 3 * 60_000
-        )
-        assert labels.prune_predictions(conn, {"short": START}, START) == []
+        removed = labels.prune_predictions(conn, cutoffs, default)
+        assert labels.prune_predictions(conn, cutoffs, default) == []  # nothing due now
     assert sorted((m, labelled) for m, _, _, _, labelled in removed) == [
+        *[("also short", False)] * 5,
         ("long", False),
         *[("short", False)] * 4,
         ("short", True),  # the one labelled
@@ -128,7 +130,5 @@ def test_each_model_is_pruned_at_its_own_cutoff_and_others_at_the_default(engine
     ]
     kept = stored(engine, waiting)
     assert sorted(kept) == sorted(
-        (r[0], r[1])
-        for r in waiting
-        if r[9] >= {"short": START + 300_000, "long": START + 60_000}.get(r[0], START + 180_000)
+        (r[0], r[1]) for r in waiting if r[9] >= cutoffs.get(r[0], default)
     )
