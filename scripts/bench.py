@@ -27,7 +27,7 @@ real one; its topics are left behind), and measures
 It prints a Markdown table with the targets (met / NOT met) and writes everything, with the
 machine, as JSON to ``--out``. ``--quick`` skips the 10-model run and PostgreSQL. Event ids are
 random hex, as serving systems send them; ``--ids sequential`` gives ``e0``, ``e1``, ... (the
-stream before 2026-11-28), which the pending-prediction index takes almost in order.
+stream before 2026-11-28), which PostgreSQL's pending-prediction key takes almost in order.
 
 ``labels`` replays N predictions with ids, then their N labels (an hour later, shuffled
 within ±10 minutes) into a fresh database, through the same pipeline and checkpoints as

@@ -8,9 +8,10 @@ default 5,000 per window span about 8 hours), so windows close as the stream goe
 several models, event ``i`` belongs to model ``i mod M``: the same total spread evenly.
 
 Ids are random 32-digit hex, as ``uuid4().hex`` gives, drawn from their own seeded generator:
-what serving systems send, and what the pending-prediction index takes in no order.
+what serving systems send, and what PostgreSQL's pending-prediction key takes in no order.
 ``sequential`` ids (``e0``, ``e1``, ...: the stream of the benchmarks before 2026-11-28) come
-almost in that index's order, and storing them costs about 40% less on SQLite.
+almost in that key's order; SQLite indexes a hash of the id (migration 0009), which scatters
+both kinds alike.
 """
 
 from __future__ import annotations
