@@ -30,9 +30,10 @@ from monitor.closing import WindowCloser
 from monitor.errors import FencedError, IngestError, StoreError
 from monitor.faults import fault
 from monitor.health import LoopHealth
-from monitor.ingest.consumer import TP, KafkaSource, consumer_options
+from monitor.ingest.consumer import TP, KafkaSource, RecordSource, consumer_options, subscription
 from monitor.ingest.deadletter import DeadLetterTopic
 from monitor.ingest.events import Kind, RawRecord
+from monitor.ingest.fetcher import FetcherProcess
 from monitor.ingest.replay import REPLAY_GROUP, read_lines, replay_topic
 from monitor.joining import Joiner
 from monitor.metrics import LoopMetrics, StoredFigures
@@ -119,7 +120,7 @@ class RunLoop:
     def __init__(
         self,
         settings: Settings,
-        source: KafkaSource,
+        source: RecordSource,
         pipeline: Pipeline,
         checkpointer: Checkpointer,
         closer: WindowCloser,
@@ -417,7 +418,9 @@ def build_run_loop(settings: Settings, engine: Engine) -> RunLoop:
     joiner = Joiner(settings, group, settings.kafka.predictions_topic, alerts)
     checkpointer = Checkpointer(engine, group, utc_now, sink, warmup, joiner)
     relay = build_relay(settings, engine, alerts)
-    source = KafkaSource(settings)
+    options, topics = subscription(settings)
+    inline = settings.kafka.fetcher == "inline"
+    source = KafkaSource(options, topics) if inline else FetcherProcess(options, topics)
     topic = settings.kafka.predictions_topic
     closer = WindowCloser(
         settings, engine, (group, topic), references, utc_now,

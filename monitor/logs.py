@@ -33,6 +33,7 @@ __all__ = [
     "SecretMasker",
     "bind",
     "bound",
+    "current_setup",
     "register_secrets",
     "resolve_format",
     "secrets_of",
@@ -91,6 +92,10 @@ class SecretMasker:
             # Longest first, so a whole URL wins over the password inside it.
             ordered = sorted(self._secrets, key=len, reverse=True)
             self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+
+    def secrets(self) -> set[str]:
+        with self._lock:
+            return set(self._secrets)
 
     def clear(self) -> None:
         """Forget every registered secret (tests; a daemon registers once and keeps them)."""
@@ -319,6 +324,19 @@ def _level(level: str) -> int:
     if number is None:
         raise ValueError(f"'{level}' is not a log level (debug, info, warning or error)")
     return number
+
+
+def current_setup() -> tuple[str, Literal["console", "json"], list[str]] | None:
+    """The level, format and secrets this process logs with (None: `setup_logging` was not
+    called), so that a helper process (`monitor.ingest.fetcher`) writes its lines alike."""
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if handler.get_name() == "monitor":
+            chosen: Literal["console", "json"] = (
+                "json" if isinstance(handler.formatter, JsonFormatter) else "console"
+            )
+            return logging.getLevelName(root.level), chosen, sorted(_MASKER.secrets())
+    return None
 
 
 def setup_logging(level: str, format: LogFormat = "auto", stream: IO[str] | None = None) -> None:

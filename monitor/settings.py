@@ -233,6 +233,9 @@ class KafkaConfig(_Section):
     consumer: Annotated[dict[str, Any], BeforeValidator(_with_consumer_defaults)] = Field(
         default_factory=lambda: dict(_CONSUMER_DEFAULTS)
     )
+    fetcher: Literal["process", "inline"] = "process"
+    """Where kafka-python parses records: in a helper process, beside the pipeline (a second
+    core's worth of throughput), or ``inline`` in the daemon's own process."""
 
     @model_validator(mode="after")
     def _distinct_topics(self) -> KafkaConfig:

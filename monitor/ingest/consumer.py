@@ -13,15 +13,17 @@ import queue
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from monitor.errors import IngestError
-from monitor.ingest.events import RawRecord
-from monitor.settings import Settings
+
+if TYPE_CHECKING:  # a fetcher process imports this module: no settings, no parser
+    from monitor.ingest.events import RawRecord
+    from monitor.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +72,42 @@ def consumer_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-class KafkaSource:
-    """One member of the monitor consumer group, subscribed to predictions and labels."""
+class RecordSource(Protocol):
+    """What the run loop needs of a consumer-group member: `KafkaSource` in this process,
+    or `monitor.ingest.fetcher.FetcherProcess` in a helper process."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.topics = (settings.kafka.predictions_topic, settings.kafka.labels_topic)
+    def poll(self, timeout_ms: int, max_records: int) -> dict[TP, list[RawRecord]]: ...
+    def rebalances(self) -> list[Rebalance]: ...
+    def partitions(self, topic: str) -> set[int]: ...
+    def highwaters(self) -> dict[TP, int]: ...
+    def assignment(self) -> set[TP]: ...
+    def seek(self, positions: Mapping[TP, int | None]) -> None: ...
+    def pause(self, tps: Iterable[TP]) -> None: ...
+    def resume_all(self) -> None: ...
+    def commit(self, offsets: Mapping[TP, int]) -> None: ...
+    def close(self, timeout_s: float = 5.0) -> None: ...
+
+
+def subscription(settings: Settings) -> tuple[dict[str, Any], tuple[str, str]]:
+    """The consumer's options and its topics (predictions, labels)."""
+    return consumer_options(settings), (
+        settings.kafka.predictions_topic,
+        settings.kafka.labels_topic,
+    )
+
+
+class KafkaSource:
+    """One member of the monitor consumer group, subscribed to predictions and labels.
+
+    In this process: `monitor.ingest.fetcher.FetcherProcess` runs one in a helper process
+    and serves the same calls, so kafka-python's record parsing runs beside the pipeline.
+    """
+
+    def __init__(self, options: dict[str, Any], topics: tuple[str, ...]) -> None:
+        self.topics = topics
         self._changes: queue.SimpleQueue[Rebalance] = queue.SimpleQueue()
         try:
-            self._consumer = KafkaConsumer(**consumer_options(settings))
+            self._consumer = KafkaConsumer(**options)
             self._consumer.subscribe(topics=list(self.topics), listener=_Listener(self._changes))
         except KafkaError as exc:
             raise IngestError(f"cannot connect to Kafka: {exc}") from exc

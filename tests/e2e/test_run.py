@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
+import yaml
 from kafka import KafkaConsumer
 
 from tests.support.daemon import Deployment, deployment, wait_until
@@ -45,11 +46,16 @@ def loaded(
     return dep, topics.predictions
 
 
+@pytest.mark.parametrize("fetcher", ["process", "inline"])
 def test_run_counts_every_valid_event_and_keeps_every_bad_one(
-    loaded: tuple[Deployment, str], stream: Stream
+    loaded: tuple[Deployment, str], stream: Stream, fetcher: str
 ) -> None:
-    """After `run --exit-when-idle`, counts equal the valid events; bad ones are dead letters."""
+    """After `run --exit-when-idle`, counts equal the valid events; bad ones are dead letters.
+    Alike whether kafka-python runs in a helper process (the default) or in the daemon's."""
     dep, topic = loaded
+    config = yaml.safe_load(dep.config.read_text())
+    config["kafka"]["fetcher"] = fetcher
+    dep.config.write_text(yaml.safe_dump(config))
     result = dep.run("run", "--exit-when-idle", "3s")
     assert result.returncode == 0, result.stderr[-3000:]
     assert_stored_exactly(dep, stream, topic)
@@ -90,6 +96,32 @@ def test_sigterm_checkpoints_and_exits_cleanly(
     stored = sum(dep.counts().values()) + len(dep.dead_letters())
     status = orjson.loads(dep.run("status", "--json").stdout)
     assert stored == sum(p["offset"] for p in status["partitions"]) > 0
+
+
+def test_a_killed_member_takes_its_kafka_fetcher_with_it(
+    loaded: tuple[Deployment, str], tmp_path: Path
+) -> None:
+    """SIGKILL leaves no helper process behind, still a member of the group."""
+    dep, _ = loaded
+    log = tmp_path / "run.log"
+    process = dep.start("run", log=log)
+    wait_until(process, lambda: dep.stored_offsets() > 0, log)
+    helpers = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    assert len(helpers) == 1, helpers  # the Kafka fetcher
+    process.kill()
+    process.wait()
+    deadline = time.monotonic() + 15
+    while _running(helpers[0]):
+        assert time.monotonic() < deadline, "the fetcher outlived its daemon"
+        time.sleep(0.1)
+
+
+def _running(pid: str) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has exited, waiting for whoever adopted it to reap it
 
 
 def test_replay_of_the_same_events_gives_the_same_counts(
