@@ -1,7 +1,8 @@
 """Child processes measured from outside: peak RSS, exit status, output.
 
 Peak RSS is the child's ``VmHWM`` from ``/proc/<pid>/status``, polled while it runs (the last
-reading before exit is its high-water mark, since the value never decreases). Not
+reading before exit is its high-water mark, since the value never decreases), plus that of
+each process it started (``monitor run``'s Kafka fetcher): the sum of their peaks. Not
 ``wait4``'s ``ru_maxrss``: Linux carries the pre-``exec`` high-water mark over, so a child
 forked from this (large) process would report this process's size.
 
@@ -61,15 +62,25 @@ def _vmhwm_kb(pid: int) -> int | None:
     return int(match[1]) if match else None
 
 
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(child) for child in text.split()]
+
+
 def run_child(argv: list[str], output: Path, *, timeout_s: float = 1800.0) -> ChildResult:
     """Run ``argv`` to its end (stdout and stderr to ``output``), polling its peak RSS."""
     began = time.monotonic()
     with output.open("wb") as out:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
-        hwm: int | None = None
+        peaks: dict[int, int] = {}  # high-water marks by pid: the child and its children
         while True:
-            reading = _vmhwm_kb(proc.pid)
-            hwm = reading if reading is not None else hwm
+            for watched in (proc.pid, *_children(proc.pid)):
+                reading = _vmhwm_kb(watched)
+                if reading is not None:
+                    peaks[watched] = reading
             pid, status = os.waitpid(proc.pid, os.WNOHANG)
             if pid == proc.pid:
                 break
@@ -82,7 +93,7 @@ def run_child(argv: list[str], output: Path, *, timeout_s: float = 1800.0) -> Ch
     return ChildResult(
         proc.returncode,
         time.monotonic() - began,
-        hwm,
+        sum(peaks.values()) if proc.pid in peaks else None,
         _tail(output),
     )
 
