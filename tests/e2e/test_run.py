@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -84,15 +85,15 @@ def test_two_processes_split_the_partitions(
 def test_sigterm_checkpoints_and_exits_cleanly(
     loaded: tuple[Deployment, str], tmp_path: Path
 ) -> None:
-    """SIGTERM finishes the batch, stores it and exits 0 within 10 seconds."""
+    """SIGTERM finishes the batch, stores it and exits 0 within 10 seconds, its Kafka fetcher
+    with it."""
     dep, _ = loaded
-    log = tmp_path / "run.log"
-    process = dep.start("run", log=log)
-    wait_until(process, lambda: dep.stored_offsets() > 0, log)
+    process, fetcher = checkpointing(dep, tmp_path)
     started = time.monotonic()
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=10) == 0
     assert time.monotonic() - started < 10
+    assert not running(fetcher)
     stored = sum(dep.counts().values()) + len(dep.dead_letters())
     status = orjson.loads(dep.run("status", "--json").stdout)
     assert stored == sum(p["offset"] for p in status["partitions"]) > 0
@@ -102,21 +103,26 @@ def test_a_killed_member_takes_its_kafka_fetcher_with_it(
     loaded: tuple[Deployment, str], tmp_path: Path
 ) -> None:
     """SIGKILL leaves no helper process behind, still a member of the group."""
-    dep, _ = loaded
+    process, fetcher = checkpointing(loaded[0], tmp_path)
+    process.kill()
+    process.wait()
+    deadline = time.monotonic() + 15
+    while running(fetcher):
+        assert time.monotonic() < deadline, "the fetcher outlived its daemon"
+        time.sleep(0.1)
+
+
+def checkpointing(dep: Deployment, tmp_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`monitor run` started and past its first checkpoint, and its Kafka fetcher's pid."""
     log = tmp_path / "run.log"
     process = dep.start("run", log=log)
     wait_until(process, lambda: dep.stored_offsets() > 0, log)
     helpers = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
     assert len(helpers) == 1, helpers  # the Kafka fetcher
-    process.kill()
-    process.wait()
-    deadline = time.monotonic() + 15
-    while _running(helpers[0]):
-        assert time.monotonic() < deadline, "the fetcher outlived its daemon"
-        time.sleep(0.1)
+    return process, helpers[0]
 
 
-def _running(pid: str) -> bool:
+def running(pid: str) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
