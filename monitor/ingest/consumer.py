@@ -99,8 +99,9 @@ def subscription(settings: Settings) -> tuple[dict[str, Any], tuple[str, str]]:
 class KafkaSource:
     """One member of the monitor consumer group, subscribed to predictions and labels.
 
-    In this process: `monitor.ingest.fetcher.FetcherProcess` runs one in a helper process
-    and serves the same calls, so kafka-python's record parsing runs beside the pipeline.
+    The run loop calls it in its own process (``kafka.fetcher: inline``), or through
+    `monitor.ingest.fetcher.FetcherProcess`, whose helper process runs one, so that
+    kafka-python's record parsing runs beside the pipeline.
     """
 
     def __init__(self, options: dict[str, Any], topics: tuple[str, ...]) -> None:
