@@ -238,7 +238,8 @@ class PendingPrediction(Base):
 
     On SQLite the table has no primary key: its rows, in insertion order, are found by an
     index on a ``key_hash`` column of its own, kept out of this mapping (migration 0009,
-    `monitor.store.labels.key_hash`). (model, id) is unique on both databases.
+    `monitor.store.labels.key_hash`). (model, id) stays unique on both databases: on
+    SQLite because the insert probes for taken ids under the only write lock.
     """
 
     __tablename__ = "pending_predictions"

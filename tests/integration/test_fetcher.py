@@ -69,7 +69,8 @@ def test_it_hands_over_every_record_in_order_with_rebalances_and_marks(
     for partition in (0, 1):
         records = got[(predictions, partition)]
         assert [r.offset for r in records] == list(range(PER_PARTITION))
-        assert [r.value for r in records] == [f"{partition}-{i}".encode() for i in range(300)]
+        expected = [f"{partition}-{i}".encode() for i in range(PER_PARTITION)]
+        assert [r.value for r in records] == expected
         assert {r.timestamp for r in records} == {1_700_000_000_000}
     assigned = set().union(*(change.assigned for change in fetcher.rebalances()))
     assert {(predictions, 0), (predictions, 1)} <= assigned
@@ -110,7 +111,7 @@ def test_the_consumers_errors_are_raised_in_the_daemon(
     poll_until(fetcher, lambda got: bool(got))
     with pytest.raises(ValueError, match="Unassigned partition"):  # as kafka-python raises
         fetcher.seek({("no-such-topic", 0): 5})
-    assert fetcher.poll(200, 10) is not None  # and it still serves
+    assert (topics[0], 0) in fetcher.assignment()  # and it still serves
 
 
 def test_when_the_daemon_dies_the_helper_ends_and_its_partitions_move_on(
