@@ -4,18 +4,24 @@ kafka-python parses every record in Python, about 7.5 µs of CPU each (a third o
 `monitor run` spends per event), and the pipeline and checkpoints need the interpreter the
 rest of the time: in one process the two take turns. `FetcherProcess` starts
 ``python -m monitor.ingest.fetcher``, which owns the `KafkaSource` (the group member) and
-answers its calls over a socket pair; while the daemon works on one batch, the helper
-already polls the next (one batch ahead, no more). Records cross as three lists per
-partition (offsets, values, timestamps), a few hundred nanoseconds per record.
+answers its calls over a socket pair; while the daemon works (a checkpoint takes a few
+hundred milliseconds), the helper polls ahead, up to `AHEAD_RECORDS`, in small polls joined
+into the daemon's batches (`PolledAhead`). Records cross as three lists per partition
+(offsets, values, timestamps), a few hundred nanoseconds per record.
 
 What prefetching must not change, and how it does not:
-- A seek moves a partition: the batch polled ahead holds records from before it, so the
-  helper drops that partition's records from it (kafka-python does the same with what it
+- A seek moves a partition: the batches polled ahead hold records from before it, so the
+  helper drops that partition's records from them (kafka-python does the same with what it
   fetched ahead) and the next poll brings them from the new position.
-- An empty poll ahead is not handed over: it is polled again, so "nothing new" is as fresh
-  as without a helper (the run loop's idleness counts from it).
-- Rebalance changes travel with the batch of the poll in which kafka-python reported them.
-- High watermarks travel with their batch too (``highwaters()``: as that fetch saw them).
+- The group may take a partition away in a poll ahead, before the daemon hears of it: a
+  seek or pause of it is then skipped (kafka-python would refuse it), and the daemon lets it
+  go when the change reaches it.
+- An empty poll ahead is not handed over: when nothing waits, the daemon's poll polls
+  afresh, so "nothing new" is as fresh as without a helper (the run loop's idleness counts
+  from it).
+- Rebalance changes travel with the records of the poll in which kafka-python reported
+  them, and with no record polled before it.
+- High watermarks travel with their batch too (``highwaters()``: as its last fetch saw them).
 - The helper ends when the daemon closes it (it leaves the group first), or, if the daemon
   dies, as soon as its socket closes, without leaving: the group then waits out the session
   timeout, as for a daemon killed without a helper. (Leaving on the dead daemon's behalf in
@@ -31,6 +37,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections import deque
 from collections.abc import Iterable, Mapping
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -45,6 +52,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 60.0  # the helper's imports and its first connection to the brokers
+AHEAD_RECORDS = 40_000
+"""Records the helper polls before the daemon asks for them (some 20 MB of values at the
+benchmark's 439 bytes). The daemon takes a batch in a few tens of milliseconds, then spends a
+few hundred on a checkpoint: with one batch ahead, it then waited for each next one."""
+AHEAD_WAIT_MS = 10
+"""How long a poll ahead waits for records. While records wait for the daemon, a call must
+not wait out its 200 ms: near the end of the stream it did, after every batch."""
+AHEAD_STEP = 500
+"""Records per poll ahead. The helper reads the daemon's calls between two polls, so a call
+waits for the poll under way: some 5 ms at this size, 50 at the daemon's 5,000 (measured:
+the daemon waited 14% of its time on SQLite in the benchmark)."""
 
 
 class FetchedRecord(NamedTuple):
@@ -187,23 +205,123 @@ def _poll(source: KafkaSource, timeout_ms: int, max_records: int) -> tuple[bool,
     return True, Polled(records, source.rebalances(), source.highwaters())
 
 
-def _quiet(ahead: tuple[bool, Any]) -> bool:
-    """A poll ahead that found nothing: records may have come since, so it is polled again
-    (the run loop counts idleness from empty polls: one from before its last checkpoint
-    would make it exit with the next records waiting)."""
-    ok, polled = ahead
-    return ok and not polled.records and not polled.rebalances
+def _quiet(polled: tuple[bool, Any]) -> bool:
+    """A poll that found nothing. Polled ahead, it is not kept: records may come before the
+    daemon asks (the run loop counts idleness from empty polls: one from before its last
+    checkpoint would make it exit with the next records waiting)."""
+    ok, result = polled
+    return ok and not result.records and not result.rebalances
 
 
-def _without(ahead: tuple[bool, Any], sought: Iterable[TP]) -> tuple[bool, Any]:
-    """The batch polled ahead, without the records of partitions sought since."""
-    ok, polled = ahead
-    if not ok:
-        return ahead
-    gone = set(sought)
-    records = [p for p in polled.records if (p[0], p[1]) not in gone]
-    marks = {tp: mark for tp, mark in polled.highwaters.items() if tp not in gone}
-    return True, polled._replace(records=records, highwaters=marks)
+def _count(polled: Polled) -> int:
+    return sum(len(offsets) for _, _, offsets, _, _ in polled.records)
+
+
+def _merged(polls: list[Polled]) -> Polled:
+    """Polls in order as one: each partition's records joined, the latest marks."""
+    if len(polls) == 1:
+        return polls[0]
+    by_tp: dict[TP, tuple[list[int], list[bytes | None], list[int]]] = {}
+    rebalances: list[Rebalance] = []
+    marks: dict[TP, int] = {}
+    for polled in polls:
+        rebalances += polled.rebalances
+        marks.update(polled.highwaters)
+        for topic, partition, offsets, values, timestamps in polled.records:
+            if (lists := by_tp.get((topic, partition))) is None:
+                by_tp[(topic, partition)] = (offsets, values, timestamps)
+            else:
+                lists[0].extend(offsets)
+                lists[1].extend(values)
+                lists[2].extend(timestamps)
+    return Polled([(*tp, *lists) for tp, lists in by_tp.items()], rebalances, marks)
+
+
+class PolledAhead:
+    """What the helper polled before the daemon asked for it: answers, oldest first.
+
+    Polls of `AHEAD_STEP` records are joined into answers of up to the ``max_records`` the
+    daemon asks for. A poll that reports rebalances starts an answer, so each change still
+    comes with the records polled after it and none from before; so does a poll whose high
+    watermark went down. An error is an answer of its own and ends the polling ahead: the
+    daemon hears of it before anything after it.
+    """
+
+    def __init__(self) -> None:
+        self._answers: deque[list[tuple[bool, Any]]] = deque()
+        self._newest = 0  # records in the newest answer
+        self._marks: dict[TP, int] = {}  # the newest answer's high watermarks
+        self.records = 0
+
+    def wanted(self) -> bool:
+        """Whether to poll more ahead: fewer than `AHEAD_RECORDS` wait and no error does."""
+        return self.records < AHEAD_RECORDS and not (self._answers and not self._answers[-1][0][0])
+
+    def add(self, polled: tuple[bool, Any], max_records: int) -> None:
+        ok, result = polled
+        count = _count(result) if ok else 0
+        if not self._answers or not ok or self._starts_answer(result, count, max_records):
+            self._answers.append([polled])
+            self._newest, self._marks = count, {}
+        else:
+            self._answers[-1].append(polled)
+            self._newest += count
+        if ok:
+            self._marks.update(result.highwaters)
+        self.records += count
+
+    def _starts_answer(self, polled: Polled, count: int, max_records: int) -> bool:
+        """A full answer, a rebalance, or a log that restarted (a mark went down: the run
+        loop takes the records before it, then sees the lower mark and starts again)."""
+        if polled.rebalances or self._newest + count > max_records:
+            return True
+        return any(mark < self._marks.get(tp, mark) for tp, mark in polled.highwaters.items())
+
+    def take(self) -> tuple[bool, Any] | None:
+        """The oldest answer, or None when nothing was polled ahead."""
+        if not self._answers:
+            return None
+        polls = self._answers.popleft()
+        if not self._answers:
+            self._newest, self._marks = 0, {}
+        if not polls[0][0]:
+            return polls[0]
+        answer = _merged([result for _, result in polls])
+        self.records -= _count(answer)
+        return True, answer
+
+    def forget(self, sought: Iterable[TP]) -> None:
+        """Drop the records and marks of partitions sought since they were polled (a poll
+        left with nothing to tell goes)."""
+        gone = set(sought)
+        kept: deque[list[tuple[bool, Any]]] = deque()
+        self.records = 0
+        for polls in self._answers:
+            answer = []
+            for ok, result in polls:
+                if ok:
+                    records = [p for p in result.records if (p[0], p[1]) not in gone]
+                    marks = {tp: m for tp, m in result.highwaters.items() if tp not in gone}
+                    result = result._replace(records=records, highwaters=marks)
+                    if _quiet((ok, result)):
+                        continue
+                    self.records += _count(result)
+                answer.append((ok, result))
+            if answer:
+                kept.append(answer)
+        self._answers = kept
+        newest = [result for ok, result in kept[-1] if ok] if kept else []
+        self._newest = sum(map(_count, newest))
+        self._marks = _merged(newest).highwaters if newest else {}
+
+
+def _still_assigned(source: KafkaSource, tps: Any) -> Any:
+    """``tps`` (a list, or a mapping to positions) without the partitions the group took
+    away in a poll ahead: the daemon asks before it hears of it, and it will."""
+    assigned = source.assignment()
+    if isinstance(tps, Mapping):
+        return {tp: position for tp, position in tps.items() if tp in assigned}
+    return [tp for tp in tps if tp in assigned]
 
 
 def _picklable(exc: BaseException) -> BaseException:
@@ -227,11 +345,15 @@ def serve(conn: Connection) -> None:
         conn.send((False, _picklable(exc)))
         return
     conn.send((True, None))
-    ahead: tuple[bool, Any] | None = None  # the next poll's answer, polled before it is asked
-    asked: tuple[int, int] | None = None  # the last poll's arguments, used for the one ahead
-    while True:
-        if ahead is None and asked is not None and not conn.poll(0):
-            ahead = _poll(source, *asked)
+    ahead = PolledAhead()
+    asked: tuple[int, int] | None = None  # the last poll's arguments, used for those ahead
+    while True:  # a call waits for the poll under way at most: a small one
+        if asked is not None and ahead.wanted() and not conn.poll(0):
+            polled = _poll(source, AHEAD_WAIT_MS, AHEAD_STEP)
+            if not _quiet(polled):
+                ahead.add(polled, asked[1])
+            elif not ahead.records:  # caught up: wait for the daemon (it polls afresh)
+                asked = None
             continue
         try:
             op, args = conn.recv()
@@ -239,16 +361,16 @@ def serve(conn: Connection) -> None:
             return
         if op == "poll":
             asked = args
-            if ahead is None or _quiet(ahead):  # "nothing yet" must be news, not a memory
-                ahead = _poll(source, *args)
-            answer, ahead = ahead, None
+            answer = ahead.take() or _poll(source, *args)
         elif op == "close":
             source.close(*args)
             conn.send((True, None))
             return
         else:
-            if op == "seek" and ahead is not None:
-                ahead = _without(ahead, args[0])
+            if op == "seek":
+                ahead.forget(args[0])
+            if op in ("seek", "pause"):
+                args = (_still_assigned(source, args[0]),)
             try:
                 answer = True, getattr(source, op)(*args)
             except Exception as exc:  # raised in the daemon

@@ -109,9 +109,24 @@ def test_the_consumers_errors_are_raised_in_the_daemon(
     fetcher: FetcherProcess, topics: tuple[str, str]
 ) -> None:
     poll_until(fetcher, lambda got: bool(got))
-    with pytest.raises(ValueError, match="Unassigned partition"):  # as kafka-python raises
-        fetcher.seek({("no-such-topic", 0): 5})
+    with pytest.raises(ValueError, match="Offset must be int >= 0"):  # as kafka-python raises
+        fetcher.seek({(topics[0], 0): -1})
     assert (topics[0], 0) in fetcher.assignment()  # and it still serves
+
+
+def test_a_seek_or_pause_of_a_partition_taken_away_meanwhile_is_skipped(
+    fetcher: FetcherProcess, topics: tuple[str, str]
+) -> None:
+    """The helper polls ahead, so kafka-python may have let a partition go before the daemon
+    hears of it; the daemon's seek or pause of it must not fail (kafka-python refuses one
+    of a partition it does not hold), while those of the partitions it holds still apply."""
+    tp = (topics[0], 0)
+    poll_until(fetcher, lambda got: tp in got, max_records=10)
+    gone = ("taken-away", 0)  # as kafka-python sees a partition the group took away
+    fetcher.seek({gone: 5, tp: 200})
+    fetcher.pause([gone])
+    after = poll_until(fetcher, lambda got: tp in got, max_records=10)[tp]
+    assert after[0].offset == 200
 
 
 def test_when_the_daemon_dies_the_helper_ends_and_its_partitions_move_on(
