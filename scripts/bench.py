@@ -14,7 +14,8 @@ over 10 models, produces them to 4 partitions of the embedded Tansu broker (``--
 real one; its topics are left behind), and measures
 
 - the ceiling: a bare kafka-python consumer with monitor's consumer options that only
-  orjson-decodes each record;
+  orjson-decodes each record, measured before and after each ``monitor run`` (a run's ratio
+  is to the mean of the two around it; the table's ceiling is their median);
 - ``monitor run --exit-when-idle 5s`` as a child process on SQLite, on PostgreSQL
   (``--database`` or ``$MONITOR_TEST_DATABASE_URL``, a throwaway schema) and with 10 models:
   its own "records/s from first to last" log figure, checkpoint times from its log, peak RSS

@@ -27,6 +27,7 @@ class Row:
     name: str
     events_per_s: float | None = None
     ratio: float | None = None
+    ceiling: float | None = None  # what ``ratio`` divides by, when not the ceiling row's
     checkpoint_p50_ms: float | None = None
     checkpoint_p99_ms: float | None = None
     checkpoints: int = 0
@@ -71,11 +72,12 @@ def percentiles(values: list[float]) -> tuple[float | None, float | None]:
 
 
 def judge(rows: dict[str, Row]) -> None:
-    """Fill each row's ratio to the ceiling, its target and whether it is met."""
-    ceiling = rows["ceiling"].events_per_s
+    """Fill each row's ratio to the ceiling (its own, measured around it, when it has one),
+    its target and whether it is met."""
     run = rows.get("run_sqlite")
     run_rate = run.events_per_s if run is not None else None
     for key, row in rows.items():
+        ceiling = row.ceiling or rows["ceiling"].events_per_s
         if ceiling and row.events_per_s is not None:
             row.ratio = row.events_per_s / ceiling
         if key.startswith("run_") and key != "run_10_models_sqlite":
@@ -111,6 +113,8 @@ def table(rows: dict[str, Row]) -> str:
     lines = [head, "|" + "---|" * 8]
     for row in rows.values():
         ratio = "-" if row.ratio is None else f"{row.ratio:.0%}"
+        if row.ratio is not None and row.ceiling:
+            ratio += f" of {row.ceiling:,.0f}"
         checkpoint = f"{_num(row.checkpoint_p50_ms, 1)} / {_num(row.checkpoint_p99_ms, 1)}"
         if row.checkpoints:
             checkpoint += f" (n={row.checkpoints})"
