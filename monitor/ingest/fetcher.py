@@ -5,9 +5,9 @@ kafka-python parses every record in Python, about 7.5 µs of CPU each (a third o
 rest of the time: in one process the two take turns. `FetcherProcess` starts
 ``python -m monitor.ingest.fetcher``, which owns the `KafkaSource` (the group member) and
 answers its calls over a socket pair; while the daemon works (a checkpoint takes a few
-hundred milliseconds), the helper polls ahead, up to `AHEAD_RECORDS`, in small polls joined
-into the daemon's batches (`PolledAhead`). Records cross as three lists per partition
-(offsets, values, timestamps), a few hundred nanoseconds per record.
+hundred milliseconds), the helper polls ahead, up to `AHEAD_RECORDS` or `AHEAD_BYTES`, in
+small polls joined into the daemon's batches (`PolledAhead`). Records cross as three lists
+per partition (offsets, values, timestamps), a few hundred nanoseconds per record.
 
 What prefetching must not change, and how it does not:
 - A seek moves a partition: the batches polled ahead hold records from before it, so the
@@ -56,6 +56,8 @@ AHEAD_RECORDS = 40_000
 """Records the helper polls before the daemon asks for them (some 20 MB of values at the
 benchmark's 439 bytes). The daemon takes a batch in a few tens of milliseconds, then spends a
 few hundred on a checkpoint: with one batch ahead, it then waited for each next one."""
+AHEAD_BYTES = 64 * 1024 * 1024
+"""And at most this many bytes of values: events may be up to ``ingest.max_event_bytes``."""
 AHEAD_WAIT_MS = 10
 """How long a poll ahead waits for records. While records wait for the daemon, a call must
 not wait out its 200 ms: near the end of the stream it did, after every batch."""
@@ -217,6 +219,10 @@ def _count(polled: Polled) -> int:
     return sum(len(offsets) for _, _, offsets, _, _ in polled.records)
 
 
+def _bytes(polled: Polled) -> int:
+    return sum(len(value) for _, _, _, values, _ in polled.records for value in values if value)
+
+
 def _merged(polls: list[Polled]) -> Polled:
     """Polls in order as one: each partition's records joined, the latest marks."""
     if len(polls) == 1:
@@ -252,10 +258,14 @@ class PolledAhead:
         self._newest = 0  # records in the newest answer
         self._marks: dict[TP, int] = {}  # the newest answer's high watermarks
         self.records = 0
+        self.bytes = 0  # of the records' values
 
     def wanted(self) -> bool:
-        """Whether to poll more ahead: fewer than `AHEAD_RECORDS` wait and no error does."""
-        return self.records < AHEAD_RECORDS and not (self._answers and not self._answers[-1][0][0])
+        """Whether to poll more ahead: fewer than `AHEAD_RECORDS` and `AHEAD_BYTES` wait, and
+        no error does."""
+        if self.records >= AHEAD_RECORDS or self.bytes >= AHEAD_BYTES:
+            return False
+        return not (self._answers and not self._answers[-1][0][0])
 
     def add(self, polled: tuple[bool, Any], max_records: int) -> None:
         ok, result = polled
@@ -269,6 +279,7 @@ class PolledAhead:
         if ok:
             self._marks.update(result.highwaters)
         self.records += count
+        self.bytes += _bytes(result) if ok else 0
 
     def _starts_answer(self, polled: Polled, count: int, max_records: int) -> bool:
         """A full answer, a rebalance, or a log that restarted (a mark went down: the run
@@ -288,6 +299,7 @@ class PolledAhead:
             return polls[0]
         answer = _merged([result for _, result in polls])
         self.records -= _count(answer)
+        self.bytes -= _bytes(answer)
         return True, answer
 
     def forget(self, sought: Iterable[TP]) -> None:
@@ -295,7 +307,7 @@ class PolledAhead:
         left with nothing to tell goes)."""
         gone = set(sought)
         kept: deque[list[tuple[bool, Any]]] = deque()
-        self.records = 0
+        self.records = self.bytes = 0
         for polls in self._answers:
             answer = []
             for ok, result in polls:
@@ -306,6 +318,7 @@ class PolledAhead:
                     if _quiet((ok, result)):
                         continue
                     self.records += _count(result)
+                    self.bytes += _bytes(result)
                 answer.append((ok, result))
             if answer:
                 kept.append(answer)

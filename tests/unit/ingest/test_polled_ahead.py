@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from monitor.ingest.consumer import Rebalance
-from monitor.ingest.fetcher import AHEAD_RECORDS, Packed, Polled, PolledAhead
+from monitor.ingest.fetcher import AHEAD_BYTES, AHEAD_RECORDS, Packed, Polled, PolledAhead
 
 TOPIC = "predictions"
 
@@ -110,3 +110,19 @@ def test_a_mark_gone_down_is_not_handed_over_with_records_from_before() -> None:
     assert old is not None and old[1].highwaters[(TOPIC, 0)] == 60
     new = ahead.take()
     assert new is not None and new[1].highwaters == {(TOPIC, 0): 20, (TOPIC, 1): 6}
+
+
+def test_large_events_stop_it_at_its_byte_bound() -> None:
+    """Events may be up to ``ingest.max_event_bytes``: a few records can fill the memory
+    that 40,000 small ones take."""
+    ahead = PolledAhead()
+    big = (True, Polled([(TOPIC, 0, [0, 1], [b"x" * (AHEAD_BYTES // 2), b"y"], [0, 0])], [], {}))
+    ahead.add(big, max_records=5000)
+    assert ahead.wanted()
+    ahead.add(
+        (True, big[1]._replace(records=[(TOPIC, 0, [2], [b"z" * (AHEAD_BYTES // 2)], [0])])),
+        max_records=5000,
+    )
+    assert ahead.records == 3 and not ahead.wanted()
+    ahead.take()
+    assert ahead.bytes == 0 and ahead.wanted()
