@@ -234,8 +234,8 @@ def _merged(polls: list[Polled]) -> Polled:
         rebalances += polled.rebalances
         marks.update(polled.highwaters)
         for topic, partition, offsets, values, timestamps in polled.records:
-            if (lists := by_tp.get((topic, partition))) is None:
-                by_tp[(topic, partition)] = (offsets, values, timestamps)
+            if (lists := by_tp.get((topic, partition))) is None:  # copies: polls stay as polled
+                by_tp[(topic, partition)] = (list(offsets), list(values), list(timestamps))
             else:
                 lists[0].extend(offsets)
                 lists[1].extend(values)

@@ -126,3 +126,13 @@ def test_large_events_stop_it_at_its_byte_bound() -> None:
     assert ahead.records == 3 and not ahead.wanted()
     ahead.take()
     assert ahead.bytes == 0 and ahead.wanted()
+
+
+def test_a_seek_leaves_the_other_partitions_records_once_each() -> None:
+    ahead = PolledAhead()
+    ahead.add(poll((0, range(0, 2)), (1, range(0, 2)), mark=9), max_records=100)
+    ahead.add(poll((0, range(2, 4)), (1, range(2, 4)), mark=9), max_records=100)
+    ahead.forget([(TOPIC, 1)])
+    ahead.add(poll((0, range(4, 6)), mark=9), max_records=100)
+    assert offsets(ahead.take()) == {0: list(range(6))}
+    assert ahead.records == 0 and ahead.take() is None
