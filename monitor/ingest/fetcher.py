@@ -243,6 +243,21 @@ def _merged(polls: list[Polled]) -> Polled:
     return Polled([(*tp, *lists) for tp, lists in by_tp.items()], rebalances, marks)
 
 
+def _starts(answer: list[tuple[bool, Any]], polled: Polled, max_records: int) -> bool:
+    """Whether ``polled`` starts an answer after ``answer``: it would pass ``max_records``,
+    it reports a rebalance, or a log restarted (a mark went down: the run loop takes the
+    records before it, then sees the lower mark and starts the partition again)."""
+    if polled.rebalances:
+        return True
+    polls = [result for _, result in answer]
+    if sum(map(_count, polls)) + _count(polled) > max_records:
+        return True
+    marks: dict[TP, int] = {}
+    for result in polls:
+        marks.update(result.highwaters)
+    return any(mark < marks.get(tp, mark) for tp, mark in polled.highwaters.items())
+
+
 class PolledAhead:
     """What the helper polled before the daemon asked for it: answers, oldest first.
 
@@ -255,8 +270,6 @@ class PolledAhead:
 
     def __init__(self) -> None:
         self._answers: deque[list[tuple[bool, Any]]] = deque()
-        self._newest = 0  # records in the newest answer
-        self._marks: dict[TP, int] = {}  # the newest answer's high watermarks
         self.records = 0
         self.bytes = 0  # of the records' values
 
@@ -269,32 +282,20 @@ class PolledAhead:
 
     def add(self, polled: tuple[bool, Any], max_records: int) -> None:
         ok, result = polled
-        count = _count(result) if ok else 0
-        if not self._answers or not ok or self._starts_answer(result, count, max_records):
+        newest = self._answers[-1] if self._answers else None
+        if newest is None or not ok or not newest[0][0] or _starts(newest, result, max_records):
             self._answers.append([polled])
-            self._newest, self._marks = count, {}
         else:
-            self._answers[-1].append(polled)
-            self._newest += count
+            newest.append(polled)
         if ok:
-            self._marks.update(result.highwaters)
-        self.records += count
-        self.bytes += _bytes(result) if ok else 0
-
-    def _starts_answer(self, polled: Polled, count: int, max_records: int) -> bool:
-        """A full answer, a rebalance, or a log that restarted (a mark went down: the run
-        loop takes the records before it, then sees the lower mark and starts again)."""
-        if polled.rebalances or self._newest + count > max_records:
-            return True
-        return any(mark < self._marks.get(tp, mark) for tp, mark in polled.highwaters.items())
+            self.records += _count(result)
+            self.bytes += _bytes(result)
 
     def take(self) -> tuple[bool, Any] | None:
         """The oldest answer, or None when nothing was polled ahead."""
         if not self._answers:
             return None
         polls = self._answers.popleft()
-        if not self._answers:
-            self._newest, self._marks = 0, {}
         if not polls[0][0]:
             return polls[0]
         answer = _merged([result for _, result in polls])
@@ -323,9 +324,6 @@ class PolledAhead:
             if answer:
                 kept.append(answer)
         self._answers = kept
-        newest = [result for ok, result in kept[-1] if ok] if kept else []
-        self._newest = sum(map(_count, newest))
-        self._marks = _merged(newest).highwaters if newest else {}
 
 
 def _still_assigned(source: KafkaSource, tps: Any) -> Any:
