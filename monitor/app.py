@@ -26,7 +26,8 @@ from monitor.actions.webhook import WebhookSender
 from monitor.alerting import AlertEvaluator
 from monitor.api.http import HttpServer, build_app
 from monitor.checkpoint import Checkpointer, Ledger
-from monitor.closing import WindowCloser
+from monitor.closing import Closer, WindowCloser
+from monitor.closing_process import ClosingProcess
 from monitor.errors import FencedError, IngestError, StoreError
 from monitor.faults import fault
 from monitor.health import LoopHealth
@@ -123,7 +124,7 @@ class RunLoop:
         source: RecordSource,
         pipeline: Pipeline,
         checkpointer: Checkpointer,
-        closer: WindowCloser,
+        closer: Closer,
         services: Services | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -194,6 +195,7 @@ class RunLoop:
                     return
         finally:
             self._final_checkpoint(flush)
+            self._closer.stop()
             log.info("leaving the consumer group")
             self._source.close()
             self._services.stop()
@@ -350,8 +352,7 @@ class RunLoop:
         try:
             stored = self._checkpointer.commit(pending, self._ledger, self._pipeline.windows)
             self._source.commit(stored)
-            if flush:
-                self._closer.close_ready(flush=True)
+            self._closer.finish(flush=flush)
         except (StoreError, IngestError) as exc:
             log.warning("final checkpoint failed, uncommitted records will be re-read: %s", exc)
 
@@ -422,10 +423,14 @@ def build_run_loop(settings: Settings, engine: Engine) -> RunLoop:
     inline = settings.kafka.fetcher == "inline"
     source = KafkaSource(options, topics) if inline else FetcherProcess(options, topics)
     topic = settings.kafka.predictions_topic
-    closer = WindowCloser(
-        settings, engine, (group, topic), references, utc_now,
-        lambda: source.partitions(topic), alerts,
-    )  # fmt: skip
+    closer: Closer
+    if settings.ingest.closer == "process":
+        closer = ClosingProcess(settings, (group, topic), lambda: source.partitions(topic))
+    else:
+        closer = WindowCloser(
+            settings, engine, (group, topic), references, utc_now,
+            lambda: source.partitions(topic), alerts,
+        )  # fmt: skip
     pipeline = build_pipeline(settings, references, warmup)
     return RunLoop(
         settings, source, pipeline, checkpointer, closer, build_services(settings, engine, relay)

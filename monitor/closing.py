@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import Connection, Engine
 
@@ -34,6 +35,15 @@ from monitor.windows.ranges import duration_ms
 from monitor.windows.state import WindowState
 
 log = logging.getLogger(__name__)
+
+
+class Closer(Protocol):
+    """What the run loop needs of a closer: this module's, or one in a helper process."""
+
+    def close_ready(self, *, flush: bool = False) -> int: ...
+    def finish(self, *, flush: bool = False) -> int: ...
+    def stop(self) -> None: ...
+
 
 CLOSE_BATCH = 16  # windows per transaction: a commit costs about as much as a small close
 
@@ -79,6 +89,13 @@ class WindowCloser:
         for first in range(0, len(due), CLOSE_BATCH):
             closed += self._close_batch(due[first : first + CLOSE_BATCH], now)
         return closed
+
+    def finish(self, *, flush: bool = False) -> int:
+        """The last close of a run: what is due now (every open window with ``flush``)."""
+        return self.close_ready(flush=flush)
+
+    def stop(self) -> None:
+        """Nothing to end in this process (`monitor.closing_process` has a helper to end)."""
 
     def _horizon(
         self, positions: dict[tuple[str, int], StoredPosition], now: datetime

@@ -23,6 +23,7 @@ POINTS: Final = (
 ENV: Final = "MONITOR_FAULT"
 
 _armed: tuple[str, int] | None = None
+_also: list[int] = []  # processes killed with this one
 _passes = 0
 _read = False
 
@@ -46,4 +47,12 @@ def fault(point: str) -> None:
         return
     _passes += 1
     if _passes >= _armed[1]:
+        for pid in _also:
+            os.kill(pid, signal.SIGKILL)
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def kill_with(pid: int) -> None:
+    """In a helper process: a point reached here kills ``pid`` (the daemon) first, as a
+    replica dies whole when its container is killed."""
+    _also.append(pid)

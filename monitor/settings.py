@@ -275,6 +275,9 @@ class IngestConfig(_Section):
     max_clock_skew: NonNegativeDuration = timedelta(minutes=10)
     idle_timeout: PositiveDuration = timedelta(minutes=1)
     unknown_models: Literal["accept", "reject"] = "accept"
+    closer: Literal["process", "inline"] = "process"
+    """Where windows are closed and evaluated: in a helper process, beside the pipeline, or
+    ``inline`` in the daemon's own process, after each checkpoint."""
 
 
 _LISTEN = re.compile(

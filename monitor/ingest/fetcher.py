@@ -32,10 +32,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
-import signal
-import socket
-import subprocess
 import sys
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -43,6 +39,7 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from monitor.errors import IngestError
+from monitor.helper_process import HelperProcess, ignore_signals, picklable
 from monitor.ingest.consumer import TP, KafkaSource, Rebalance
 from monitor.logs import current_setup, register_secrets, setup_logging
 
@@ -91,21 +88,15 @@ class FetcherProcess:
     """A `KafkaSource` in a helper process, with the same calls (see the module docstring)."""
 
     def __init__(self, options: dict[str, Any], topics: tuple[str, ...]) -> None:
-        ours, theirs = socket.socketpair()
-        self._process = subprocess.Popen(  # noqa: S603 - this interpreter, our module
-            [sys.executable, "-m", "monitor.ingest.fetcher", str(theirs.fileno())],
-            pass_fds=(theirs.fileno(),),
-            stdin=subprocess.DEVNULL,
-        )
-        theirs.close()
-        self._conn = Connection(ours.detach())
+        start = ("start", (options, topics, current_setup()))
+        self._helper = HelperProcess("monitor.ingest.fetcher", start)
         self._rebalances: list[Rebalance] = []
         self._highwaters: dict[TP, int] = {}
         self.topics = topics
         try:
-            self._call("start", options, topics, current_setup(), timeout_s=START_TIMEOUT_S)
+            self._answer("start", START_TIMEOUT_S)
         except BaseException:
-            self._end()
+            self._helper.end(5.0)
             raise
 
     def poll(self, timeout_ms: int, max_records: int) -> dict[TP, list[RawRecord]]:
@@ -157,30 +148,30 @@ class FetcherProcess:
         except IngestError as exc:
             log.warning("the Kafka fetcher did not close cleanly: %s", exc)
         finally:
-            self._end()
+            self._helper.end(5.0)
 
     def _call(self, op: str, *args: Any, timeout_s: float | None = None) -> Any:
         """Send one call and wait for its answer; the helper's exceptions are raised here."""
         try:
-            self._conn.send((op, args))
-            if timeout_s is not None and not self._conn.poll(timeout_s):
+            self._helper.send((op, args))
+        except OSError as exc:
+            raise self._ended() from exc
+        return self._answer(op, timeout_s)
+
+    def _answer(self, op: str, timeout_s: float | None) -> Any:
+        try:
+            if timeout_s is not None and not self._helper.ready(timeout_s):
                 raise IngestError(f"the Kafka fetcher did not answer {op} in {timeout_s:.0f} s")
-            ok, value = self._conn.recv()
+            ok, value = self._helper.receive()
         except (EOFError, OSError) as exc:
-            raise IngestError(
-                f"the Kafka fetcher process ended (exit code {self._process.poll()})"
-            ) from exc
+            raise self._ended() from exc
         if not ok:
             raise value
         return value
 
-    def _end(self) -> None:
-        self._conn.close()  # the helper sees its socket close and ends
-        try:
-            self._process.wait(5.0)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+    def _ended(self) -> IngestError:
+        code = self._helper.process.poll()
+        return IngestError(f"the Kafka fetcher process ended (exit code {code})")
 
 
 # --- the helper process --------------------------------------------------------------------
@@ -203,7 +194,7 @@ def _poll(source: KafkaSource, timeout_ms: int, max_records: int) -> tuple[bool,
     try:
         records = _pack(source.poll(timeout_ms, max_records))
     except Exception as exc:  # raised in the daemon, by its next poll
-        return False, _picklable(exc)
+        return False, picklable(exc, IngestError)
     return True, Polled(records, source.rebalances(), source.highwaters())
 
 
@@ -335,14 +326,6 @@ def _still_assigned(source: KafkaSource, tps: Any) -> Any:
     return [tp for tp in tps if tp in assigned]
 
 
-def _picklable(exc: BaseException) -> BaseException:
-    try:
-        pickle.dumps(exc)
-    except Exception:  # any exception the client raised must cross
-        return IngestError(f"{type(exc).__name__}: {exc}")
-    return exc
-
-
 def serve(conn: Connection) -> None:
     """Answer the daemon's calls until it closes the helper or its socket."""
     op, (options, topics, logging_setup) = conn.recv()
@@ -353,7 +336,7 @@ def serve(conn: Connection) -> None:
     try:
         source = KafkaSource(options, topics)
     except Exception as exc:  # the daemon reports it and exits
-        conn.send((False, _picklable(exc)))
+        conn.send((False, picklable(exc, IngestError)))
         return
     conn.send((True, None))
     ahead = PolledAhead()
@@ -385,14 +368,12 @@ def serve(conn: Connection) -> None:
             try:
                 answer = True, getattr(source, op)(*args)
             except Exception as exc:  # raised in the daemon
-                answer = False, _picklable(exc)
+                answer = False, picklable(exc, IngestError)
         conn.send(answer)
 
 
 def main() -> None:
-    # Signals are the daemon's: it stops its loop, then closes this helper.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    ignore_signals()
     conn = Connection(int(sys.argv[1]))
     try:
         serve(conn)

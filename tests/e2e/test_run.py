@@ -85,41 +85,45 @@ def test_two_processes_split_the_partitions(
 def test_sigterm_checkpoints_and_exits_cleanly(
     loaded: tuple[Deployment, str], tmp_path: Path
 ) -> None:
-    """SIGTERM finishes the batch, stores it and exits 0 within 10 seconds, its Kafka fetcher
-    with it."""
+    """SIGTERM finishes the batch, stores it and exits 0 within 10 seconds, its helper
+    processes (the Kafka fetcher, the window closer) with it."""
     dep, _ = loaded
-    process, fetcher = checkpointing(dep, tmp_path)
+    process, helpers = checkpointing(dep, tmp_path)
     started = time.monotonic()
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=10) == 0
     assert time.monotonic() - started < 10
-    assert not running(fetcher)
+    assert not any(running(pid) for pid in helpers)
     stored = sum(dep.counts().values()) + len(dep.dead_letters())
     status = orjson.loads(dep.run("status", "--json").stdout)
     assert stored == sum(p["offset"] for p in status["partitions"]) > 0
 
 
-def test_a_killed_member_takes_its_kafka_fetcher_with_it(
+def test_a_killed_member_takes_its_helpers_with_it(
     loaded: tuple[Deployment, str], tmp_path: Path
 ) -> None:
-    """SIGKILL leaves no helper process behind, still a member of the group."""
-    process, fetcher = checkpointing(loaded[0], tmp_path)
+    """SIGKILL leaves no helper process behind (the fetcher would stay in the group)."""
+    process, helpers = checkpointing(loaded[0], tmp_path)
     process.kill()
     process.wait()
     deadline = time.monotonic() + 15
-    while running(fetcher):
-        assert time.monotonic() < deadline, "the fetcher outlived its daemon"
+    while any(running(pid) for pid in helpers):
+        assert time.monotonic() < deadline, "a helper outlived its daemon"
         time.sleep(0.1)
 
 
-def checkpointing(dep: Deployment, tmp_path: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """`monitor run` started and past its first checkpoint, and its Kafka fetcher's pid."""
+def checkpointing(dep: Deployment, tmp_path: Path) -> tuple[subprocess.Popen[bytes], list[str]]:
+    """`monitor run` started and past its first checkpoint, and its helpers' pids."""
     log = tmp_path / "run.log"
     process = dep.start("run", log=log)
-    wait_until(process, lambda: dep.stored_offsets() > 0, log)
-    helpers = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
-    assert len(helpers) == 1, helpers  # the Kafka fetcher
-    return process, helpers[0]
+    try:
+        wait_until(process, lambda: dep.stored_offsets() > 0, log)
+        helpers = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        assert len(helpers) == 2, helpers  # the Kafka fetcher and the window closer
+    except BaseException:
+        process.kill()
+        raise
+    return process, helpers
 
 
 def running(pid: str) -> bool:

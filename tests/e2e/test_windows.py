@@ -35,14 +35,25 @@ def reference_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def prepared(
-    tmp_path: Path, bootstrap: str, database_url: str, topics: Any, reference: Path
+    tmp_path: Path,
+    bootstrap: str,
+    database_url: str,
+    topics: Any,
+    reference: Path,
+    **overrides: Any,
 ) -> Deployment:
     """A migrated database with references for the three models, for a fresh group."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     # 10 s of allowed lateness against the stream's 20 s of disorder: some events are late.
     models = [{"name": m, "allowed_lateness": "10s"} for m in MODELS]
     dep = deployment(
-        tmp_path, bootstrap, database_url, topics.predictions, topics.labels, models=models
+        tmp_path,
+        bootstrap,
+        database_url,
+        topics.predictions,
+        topics.labels,
+        models=models,
+        **overrides,
     )
     assert dep.run("db", "upgrade").returncode == 0
     for model in MODELS:
@@ -102,6 +113,23 @@ def uninterrupted(
     result = dep.run("run", "--exit-when-idle", "3s", "--flush")
     assert result.returncode == 0, result.stderr[-3000:]
     return metrics(dep), topics
+
+
+def test_windows_closed_in_the_daemons_own_process_have_the_same_metrics(
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    reference_file: Path,
+    uninterrupted: tuple[dict[MetricKey, Any], Any],
+) -> None:
+    """``ingest.closer: inline`` (no window closer process) stores the same metric rows."""
+    expected, topics = uninterrupted
+    url = f"sqlite:///{tmp_path}/inline.db"
+    dep = prepared(
+        tmp_path, kafka_bootstrap, url, topics, reference_file, ingest={"closer": "inline"}
+    )
+    result = dep.run("run", "--exit-when-idle", "3s", "--flush")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert_same_metrics(metrics(dep), expected)
 
 
 def closed_windows(url: str) -> int:

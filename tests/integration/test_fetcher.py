@@ -137,8 +137,7 @@ def test_when_the_daemon_dies_the_helper_ends_and_its_partitions_move_on(
     group = f"fetcher-{uuid.uuid4().hex[:8]}"
     member = FetcherProcess(options(kafka_bootstrap, group), topics)
     poll_until(member, lambda got: bool(got))
-    member._conn.close()  # what the daemon's death does to the socket
-    assert member._process.wait(timeout=15) == 0
+    assert member._helper.end(15.0) == 0  # closes the socket, as the daemon's death does
     other = KafkaConsumer(
         topics[0], bootstrap_servers=kafka_bootstrap, group_id=group,
         **kafka_consumer_fast_options(),

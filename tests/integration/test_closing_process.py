@@ -1,0 +1,115 @@
+"""The window closer in its helper process: it closes what the inline closer would, a helper
+that dies is replaced, and the database's refusals reach the daemon as StoreError."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from monitor import app
+from monitor.closing_process import ClosingProcess
+from monitor.errors import StoreError
+from monitor.ingest.replay import REPLAY_GROUP, replay_topic
+from monitor.settings import Settings
+from tests.support.daemon import query
+from tests.support.streams import prediction_stream
+
+Replayed = tuple[Settings, str, int]  # settings, the file's topic, windows left open
+OPEN_WINDOWS = (
+    "SELECT COUNT(*) FROM (SELECT DISTINCT model, version, window_start FROM window_partials) w"
+)
+
+
+@pytest.fixture
+def replayed(tmp_path: Path) -> Replayed:
+    """A replay of three models over an hour, without flush: its newest windows stay open."""
+    stream = prediction_stream(6_000, bad_fraction=0, huge=False, seed=3)
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join(value for _, value in stream.records) + b"\n")
+    settings = Settings.from_mapping({"database": {"url": f"sqlite:///{tmp_path}/monitor.db"}})
+    engine = app.open_database(settings, upgrade=True)
+    try:
+        app.replay(settings, engine, events, "predictions")
+    finally:
+        engine.dispose()
+    open_windows = count(settings, OPEN_WINDOWS)
+    assert open_windows > 0
+    return settings, replay_topic(events), open_windows
+
+
+def closed(settings: Settings) -> int:
+    return count(settings, "SELECT COUNT(*) FROM closed_windows")
+
+
+def open_left(settings: Settings) -> int:
+    return count(settings, "SELECT COUNT(*) FROM window_partials")
+
+
+def count(settings: Settings, sql: str) -> int:
+    return int(query(settings.database.url.get_secret_value(), sql)[0][0])
+
+
+def helpers() -> list[int]:
+    """This process's window closer helpers."""
+    found = []
+    for pid in Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split():
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if b"monitor.closing_process" in cmdline and b"Z" not in _state(pid):
+            found.append(int(pid))
+    return found
+
+
+def _state(pid: str) -> bytes:
+    return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+
+
+def test_the_helper_closes_and_evaluates_what_is_left_open(replayed: Replayed) -> None:
+    """``finish(flush=True)`` closes every open window in the helper and says how many."""
+    settings, topic, open_windows = replayed
+    before = closed(settings)
+    closer = ClosingProcess(settings, (REPLAY_GROUP, topic), lambda: {0})
+    try:
+        assert closer.close_ready() == 0  # asked; the helper is still starting
+        assert closer.finish(flush=True) == open_windows
+    finally:
+        closer.stop()
+    assert closed(settings) == before + open_windows
+    assert open_left(settings) == 0
+    assert helpers() == []
+
+
+def test_a_helper_that_died_is_replaced(
+    replayed: Replayed, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The daemon logs the helper's end, and the next ask starts another that closes."""
+    settings, topic, open_windows = replayed
+    closer = ClosingProcess(settings, (REPLAY_GROUP, topic), lambda: {0})
+    try:
+        (first,) = helpers()
+        closer.close_ready()
+        os.kill(first, signal.SIGKILL)
+        with caplog.at_level(logging.ERROR, logger="monitor.closing_process"):
+            assert closer.finish(flush=True) == open_windows  # the first ask found none due
+        assert "the window closer process ended (exit code -9)" in caplog.text
+        (second,) = helpers()
+        assert second != first
+    finally:
+        closer.stop()
+    assert open_left(settings) == 0
+
+
+def test_a_database_error_in_the_helper_is_a_store_error_here(tmp_path: Path) -> None:
+    """A database without the schema: the helper's failure is raised by the daemon's call."""
+    settings = Settings.from_mapping({"database": {"url": f"sqlite:///{tmp_path}/empty.db"}})
+    closer = ClosingProcess(settings, ("group", "predictions"), lambda: {0})
+    try:
+        with pytest.raises(StoreError, match="no such table"):
+            closer.finish()
+        assert closer.close_ready() == 0  # a new ask: the helper is still there
+        assert len(helpers()) == 1
+    finally:
+        closer.stop()
