@@ -10,35 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from monitor import app
 from monitor.closing_process import ClosingProcess
 from monitor.errors import StoreError
-from monitor.ingest.replay import REPLAY_GROUP, replay_topic
+from monitor.ingest.replay import REPLAY_GROUP
 from monitor.settings import Settings
-from tests.support.daemon import query
-from tests.support.streams import prediction_stream
-
-Replayed = tuple[Settings, str, int]  # settings, the file's topic, windows left open
-OPEN_WINDOWS = (
-    "SELECT COUNT(*) FROM (SELECT DISTINCT model, version, window_start FROM window_partials) w"
-)
+from tests.support.closing import Replayed, count, replayed_leaving_windows_open
 
 
 @pytest.fixture
 def replayed(tmp_path: Path) -> Replayed:
-    """A replay of three models over an hour, without flush: its newest windows stay open."""
-    stream = prediction_stream(6_000, bad_fraction=0, huge=False, seed=3)
-    events = tmp_path / "events.jsonl"
-    events.write_bytes(b"\n".join(value for _, value in stream.records) + b"\n")
-    settings = Settings.from_mapping({"database": {"url": f"sqlite:///{tmp_path}/monitor.db"}})
-    engine = app.open_database(settings, upgrade=True)
-    try:
-        app.replay(settings, engine, events, "predictions")
-    finally:
-        engine.dispose()
-    open_windows = count(settings, OPEN_WINDOWS)
-    assert open_windows > 0
-    return settings, replay_topic(events), open_windows
+    return replayed_leaving_windows_open(tmp_path)
 
 
 def closed(settings: Settings) -> int:
@@ -49,22 +30,19 @@ def open_left(settings: Settings) -> int:
     return count(settings, "SELECT COUNT(*) FROM window_partials")
 
 
-def count(settings: Settings, sql: str) -> int:
-    return int(query(settings.database.url.get_secret_value(), sql)[0][0])
-
-
 def helpers() -> list[int]:
-    """This process's window closer helpers."""
+    """This process's live window closer helpers (whichever thread started them)."""
     found = []
-    for pid in Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split():
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        if b"monitor.closing_process" in cmdline and b"Z" not in _state(pid):
-            found.append(int(pid))
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()
+            cmdline = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError):  # not a process, or gone meanwhile
+            continue
+        state, parent = fields[0], int(fields[1])
+        if parent == os.getpid() and state != b"Z" and b"monitor.closing_process" in cmdline:
+            found.append(int(entry.name))
     return found
-
-
-def _state(pid: str) -> bytes:
-    return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
 
 
 def test_the_helper_closes_and_evaluates_what_is_left_open(replayed: Replayed) -> None:
