@@ -14,7 +14,8 @@ close windows before the backlog is read.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -119,9 +120,18 @@ class WindowCloser:
         return float("inf") if may_idle and positions else None
 
     def _close_batch(self, due: list[tuple[stored.WindowId, datetime]], now: datetime) -> int:
-        """Close ``due`` windows in one transaction: one commit instead of one per window."""
+        """Close ``due`` windows in one transaction: one commit instead of one per window.
+
+        They are evaluated first, in a read transaction: on SQLite the write transaction
+        holds the only write lock, which the daemon's checkpoints wait for, and evaluation
+        is most of a close. The write transaction reads the shares again and evaluates
+        afresh any window whose shares changed meanwhile (a partition that had gone idle).
+        """
+        with transaction(self._engine) as conn:
+            windows = [window for window, _ in due]
+            evaluated = self._evaluate(stored.window_shares(conn, windows), due)
         with transaction(self._engine, write=True) as conn:
-            closed = self._close(conn, due, now)
+            closed = self._close(conn, due, now, evaluated)
         self.closed += len(closed)
         for (model, version, start), events, metrics in closed:
             log.info(
@@ -135,10 +145,15 @@ class WindowCloser:
         return len(closed)
 
     def _close(
-        self, conn: Connection, due: list[tuple[stored.WindowId, datetime]], now: datetime
+        self,
+        conn: Connection,
+        due: list[tuple[stored.WindowId, datetime]],
+        now: datetime,
+        evaluated: dict[stored.WindowId, _Evaluated],
     ) -> list[tuple[stored.WindowId, int, int]]:
         """Merge, claim, evaluate and store ``due`` windows (in lock order); those closed:
-        not those without a stored share, or another process claimed first.
+        not those without a stored share, or another process claimed first. ``evaluated``:
+        windows evaluated before, used where their shares are still the stored ones.
 
         Each step runs one statement for all the windows: the locks of every window (in
         order), then of every claimed window's performance shares, as a checkpoint takes
@@ -147,12 +162,17 @@ class WindowCloser:
         windows = [window for window, _ in due]
         stored.lock_windows(conn, windows)
         shares = stored.window_shares(conn, windows)
-        merged: dict[stored.WindowId, WindowState] = {}
+        stale = [
+            (window, end)
+            for window, end in due
+            if window in shares
+            and (window not in evaluated or evaluated[window].shares != shares[window])
+        ]
+        evaluated = {**evaluated, **self._evaluate(shares, stale)}
         claims = []
         for window, end in due:
-            states = shares.get(window)
-            if states:
-                state = merged[window] = _merge([WindowState.from_bytes(s) for s in states])
+            if window in shares:
+                state = evaluated[window].state
                 claims.append(stored.Claim(window, end, state.events, state.revision))
         claimed = stored.claim_windows(conn, claims, now)
         ready = [(window, end) for window, end in due if window in claimed]
@@ -164,21 +184,7 @@ class WindowCloser:
         performance = stored_labels.windows_performance(conn, closing)
         batch = []
         for window, end in ready:
-            model, version, start = window
-            state = merged[window]
-            # Compared with the reference it was laid out by: a window that opened before
-            # any (warm-up) or before a rebuild keeps its own, so histograms line up.
-            active = None
-            if state.revision is not None:
-                active = self._references.revision(model, version, state.revision)
-            rows: list[MetricLike] = list(
-                evaluate(
-                    state,
-                    None if active is None else active.profile,
-                    min_samples=self._settings.model(model).min_samples,
-                    window_seconds=(end - start).total_seconds(),
-                )
-            )
+            state, rows = evaluated[window].state, list(evaluated[window].rows)
             counts = counters[window]
             rows += stored.count_metric_rows(window, end, counts)
             per_slice = {name: piece.events for name, piece in state.slices.items()}
@@ -193,8 +199,46 @@ class WindowCloser:
             if self._alerts is not None:
                 self._alerts.on_window(conn, metrics.window, metrics.end, metrics.rows, now)
             fault("during_window_close")
-            closed.append((metrics.window, merged[metrics.window].events, len(metrics.rows)))
+            events = evaluated[metrics.window].state.events
+            closed.append((metrics.window, events, len(metrics.rows)))
         return closed
+
+    def _evaluate(
+        self,
+        shares: dict[stored.WindowId, list[bytes]],
+        due: list[tuple[stored.WindowId, datetime]],
+    ) -> dict[stored.WindowId, _Evaluated]:
+        """Merge each due window's ``shares`` and evaluate it; windows without any are left
+        out."""
+        found = {}
+        for window, end in due:
+            states = shares.get(window)
+            if not states:
+                continue
+            model, version, start = window
+            state = _merge([WindowState.from_bytes(s) for s in states])
+            # Compared with the reference it was laid out by: a window that opened before
+            # any (warm-up) or before a rebuild keeps its own, so histograms line up.
+            active = None
+            if state.revision is not None:
+                active = self._references.revision(model, version, state.revision)
+            rows = evaluate(
+                state,
+                None if active is None else active.profile,
+                min_samples=self._settings.model(model).min_samples,
+                window_seconds=(end - start).total_seconds(),
+            )
+            found[window] = _Evaluated(states, state, rows)
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Evaluated:
+    """A window merged from ``shares`` and its evaluation's metric rows."""
+
+    shares: list[bytes]
+    state: WindowState
+    rows: Sequence[MetricLike]
 
 
 def _merge(states: list[WindowState]) -> WindowState:

@@ -13,9 +13,10 @@ answers the daemon's asks over a socket pair.
   not sent: the helper reads the stored positions afresh when it gets the next.
 - ``finish`` waits for the ask under way, asks once more (``flush``: every open window) and
   waits for that too, so a run that ends has closed what it would have closed inline.
-- Two processes writing one SQLite file queue on its busy timeout (a close holds the lock
-  for one batch of `monitor.closing.CLOSE_BATCH` windows); PostgreSQL's row locks already
-  let several replicas close side by side, claims keeping each window's close to one.
+- Two processes writing one SQLite file queue on its busy timeout: a close holds the lock
+  while it stores a batch of windows (`monitor.closing.CLOSE_BATCH`), evaluated before it
+  took the lock. PostgreSQL's row locks already let several replicas close side by side,
+  claims keeping each window's close to one.
 - The helper ends when the daemon stops it, or, if the daemon dies, when its socket closes,
   after the close under way (its transaction commits or rolls back whole). If the helper
   dies, the daemon logs it and starts another at its next ask.
