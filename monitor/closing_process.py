@@ -33,10 +33,14 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from monitor import faults
+from monitor.alerting import AlertEvaluator
+from monitor.closing import WindowCloser
 from monitor.errors import StoreError
 from monitor.helper_process import HelperProcess, ignore_signals, picklable
 from monitor.logs import current_setup, register_secrets, setup_logging
+from monitor.reference.service import ReferenceCache
 from monitor.settings import Settings
+from monitor.store import db
 
 log = logging.getLogger(__name__)
 
@@ -127,11 +131,6 @@ class ClosingProcess:
 
 def serve(conn: Connection) -> None:
     """Answer the daemon's asks until it closes the socket."""
-    from monitor.alerting import AlertEvaluator
-    from monitor.closing import WindowCloser
-    from monitor.reference.service import ReferenceCache
-    from monitor.store import db
-
     settings, group_id, topic, logging_setup = conn.recv()
     if logging_setup is not None:
         level, chosen, secrets = logging_setup
@@ -160,11 +159,15 @@ def main() -> None:
     ignore_signals()  # the daemon's: it stops its loop, then this helper
     faults.kill_with(os.getppid())  # a fault point here kills the daemon too: a replica dies
     conn = Connection(int(sys.argv[1]))
+    code = 0
     try:
         serve(conn)
+    except Exception:  # the daemon sees the socket close and starts another
+        log.exception("the window closer process failed")
+        code = 1
     finally:
         conn.close()
-        os._exit(0)  # no interpreter teardown: the daemon waits for this exit
+        os._exit(code)  # no interpreter teardown: the daemon waits for this exit
 
 
 if __name__ == "__main__":  # run as ``-m``: serve from the module by its name
