@@ -110,9 +110,14 @@ def uninterrupted(
     tmp_path = tmp_path_factory.mktemp("uninterrupted")
     database_url = f"sqlite:///{tmp_path}/monitor.db"
     dep = prepared(tmp_path / "a", kafka_bootstrap, database_url, topics, reference_file)
+    run_to_the_end(dep)
+    return metrics(dep), topics
+
+
+def run_to_the_end(dep: Deployment) -> None:
+    """`monitor run` until the topic is read, every window then closed (``--flush``)."""
     result = dep.run("run", "--exit-when-idle", "3s", "--flush")
     assert result.returncode == 0, result.stderr[-3000:]
-    return metrics(dep), topics
 
 
 def test_windows_closed_in_the_daemons_own_process_have_the_same_metrics(
@@ -127,8 +132,7 @@ def test_windows_closed_in_the_daemons_own_process_have_the_same_metrics(
     dep = prepared(
         tmp_path, kafka_bootstrap, url, topics, reference_file, ingest={"closer": "inline"}
     )
-    result = dep.run("run", "--exit-when-idle", "3s", "--flush")
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_to_the_end(dep)
     assert_same_metrics(metrics(dep), expected)
 
 
