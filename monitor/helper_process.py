@@ -2,8 +2,8 @@
 
 The Kafka fetcher (`monitor.ingest.fetcher`) and the window closer (`monitor.closing_process`)
 run beside the daemon so that their CPU is not the pipeline's. Each gets one end of a socket
-pair, its start message first; Python objects cross pickled. A helper ends when its socket
-closes: the daemon closed it, or died.
+pair, its start message first; Python objects cross pickled. Its stderr is where the daemon
+logs. A helper ends when its socket closes: the daemon closed it, or died.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from monitor.errors import MonitorError
+from monitor.logs import current_stream_fd
 
 
 class HelperProcess:
@@ -28,6 +29,7 @@ class HelperProcess:
             [sys.executable, "-m", module, str(theirs.fileno())],
             pass_fds=(theirs.fileno(),),
             stdin=subprocess.DEVNULL,
+            stderr=current_stream_fd(),  # its log lines go where the daemon's go
         )
         theirs.close()
         self._conn = Connection(ours.detach())

@@ -339,6 +339,20 @@ def current_setup() -> tuple[str, Literal["console", "json"], list[str]] | None:
     return None
 
 
+def current_stream_fd() -> int | None:
+    """The file descriptor this process's log lines go to (None: `setup_logging` was not
+    called, or its stream has none), a helper process's stderr: the demo logs to a file,
+    and a helper's lines would otherwise cross its live view in the terminal."""
+    for handler in logging.getLogger().handlers:
+        if handler.get_name() == "monitor" and isinstance(handler, logging.StreamHandler):
+            try:
+                handler.flush()
+                return int(handler.stream.fileno())
+            except (AttributeError, OSError, ValueError):  # a stream with no descriptor
+                return None
+    return None
+
+
 def setup_logging(level: str, format: LogFormat = "auto", stream: IO[str] | None = None) -> None:
     """Send every log record to ``stream`` (default: ``sys.stderr`` at call time) as masked
     JSON lines or console text, replacing whatever handlers the root logger had.

@@ -6,13 +6,16 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 
 from monitor.closing_process import ClosingProcess
 from monitor.errors import StoreError
 from monitor.ingest.replay import REPLAY_GROUP
+from monitor.logs import setup_logging
 from monitor.settings import Settings
 from tests.support.closing import Replayed, count, replayed_leaving_windows_open
 
@@ -78,6 +81,35 @@ def test_a_helper_that_died_is_replaced(
     finally:
         closer.stop()
     assert open_left(settings) == 0
+
+
+@pytest.fixture
+def logging_restored() -> Iterator[None]:
+    """The root logger's handlers and level as the test found them."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.mark.usefixtures("logging_restored")
+def test_the_helpers_lines_go_where_the_daemons_go(replayed: Replayed, tmp_path: Path) -> None:
+    """A daemon logging to a file (the demo's, whose terminal shows a live view): the
+    helper's lines are in that file, in its format."""
+    settings, topic, open_windows = replayed
+    log = tmp_path / "daemon.log"
+    with log.open("a", encoding="utf-8") as stream:
+        setup_logging("info", "json", stream)
+        closer = ClosingProcess(settings, (REPLAY_GROUP, topic), lambda: {0})
+        try:
+            assert closer.finish(flush=True) == open_windows
+        finally:
+            closer.stop()
+    lines = [orjson.loads(line) for line in log.read_text().splitlines()]
+    closes = [line for line in lines if line["message"].startswith("window closed:")]
+    assert len(closes) == open_windows
+    assert {line["logger"] for line in closes} == {"monitor.closing"}
 
 
 def test_a_database_error_in_the_helper_is_a_store_error_here(tmp_path: Path) -> None:
