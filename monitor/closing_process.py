@@ -116,7 +116,7 @@ class ClosingProcess:
             self._lost(helper)
             return 0, None
         if not ok:
-            return 0, value if isinstance(value, StoreError) else StoreError(str(value))
+            return 0, value if isinstance(value, StoreError) else StoreError(f"{value!r}")
         self.closed += value
         return value, None
 
@@ -152,7 +152,10 @@ def serve(conn: Connection) -> None:
             answer: tuple[bool, Any] = True, closer.close_ready(flush=flush)
         except Exception as exc:  # the daemon logs it and asks again later
             answer = False, picklable(exc, StoreError)
-        conn.send(answer)
+        try:
+            conn.send(answer)
+        except OSError:  # the daemon stopped us during this close, or died
+            return
 
 
 def main() -> None:

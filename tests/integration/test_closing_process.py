@@ -83,6 +83,26 @@ def test_a_helper_that_died_is_replaced(
     assert open_left(settings) == 0
 
 
+@pytest.mark.usefixtures("logging_restored")
+def test_stopped_during_a_close_the_helper_finishes_it_and_exits_cleanly(
+    replayed: Replayed, tmp_path: Path
+) -> None:
+    """The daemon stops without waiting (its final checkpoint failed): the close under way
+    commits, and the helper, finding nobody to answer, ends without an error."""
+    settings, topic, _ = replayed
+    log = tmp_path / "daemon.log"
+    with log.open("a", encoding="utf-8") as stream:
+        setup_logging("info", "json", stream)
+        closer = ClosingProcess(settings, (REPLAY_GROUP, topic), lambda: {0})
+        helper = closer._helper
+        assert helper is not None
+        assert closer.close_ready(flush=True) == 0  # asked, not answered yet
+        closer.stop()
+    assert helper.process.returncode == 0
+    assert open_left(settings) == 0
+    assert "failed" not in log.read_text()
+
+
 @pytest.fixture
 def logging_restored() -> Iterator[None]:
     """The root logger's handlers and level as the test found them."""
