@@ -61,7 +61,10 @@ class WindowCloser:
         clock: Callable[[], datetime],
         partitions: Callable[[], set[int]],
         alerts: AlertEvaluator | None = None,
+        started: datetime | None = None,
     ) -> None:
+        """``started``: when the daemon began consuming (default now), from which partitions
+        may count as idle; a helper process started later passes the daemon's."""
         self._settings = settings
         self._engine = engine
         self._group_id, self._topic = source
@@ -69,7 +72,7 @@ class WindowCloser:
         self._clock = clock
         self._partitions = partitions  # every partition of the topic, stored or not yet
         self._alerts = alerts
-        self._started = clock()
+        self._started = clock() if started is None else started
         self.closed = 0
 
     def close_ready(self, *, flush: bool = False) -> int:

@@ -55,6 +55,7 @@ class ClosingProcess:
     ) -> None:
         self._settings, self._source = settings, source
         self._partitions = partitions
+        self._started = datetime.now(UTC)  # idleness counts from here, in every helper
         self._asked = False  # an ask under way: its answer not read yet
         self.closed = 0
         self._helper: HelperProcess | None = self._start()  # imports while the daemon starts
@@ -101,7 +102,7 @@ class ClosingProcess:
         self._asked = True
 
     def _start(self) -> HelperProcess:
-        start = (self._settings, *self._source, current_setup())
+        start = (self._settings, *self._source, self._started, current_setup())
         return HelperProcess("monitor.closing_process", start)
 
     def _answers(self, *, wait: bool) -> tuple[int, StoreError | None]:
@@ -131,7 +132,7 @@ class ClosingProcess:
 
 def serve(conn: Connection) -> None:
     """Answer the daemon's asks until it closes the socket."""
-    settings, group_id, topic, logging_setup = conn.recv()
+    settings, group_id, topic, started, logging_setup = conn.recv()
     if logging_setup is not None:
         level, chosen, secrets = logging_setup
         register_secrets(secrets)
@@ -140,7 +141,7 @@ def serve(conn: Connection) -> None:
     engine = db.create_db_engine(settings.database.url.get_secret_value())
     closer = WindowCloser(
         settings, engine, (group_id, topic), ReferenceCache(engine),
-        lambda: datetime.now(UTC), lambda: partitions, AlertEvaluator(settings),
+        lambda: datetime.now(UTC), lambda: partitions, AlertEvaluator(settings), started,
     )  # fmt: skip
     while True:
         try:

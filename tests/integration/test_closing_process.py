@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,6 +82,23 @@ def test_a_helper_that_died_is_replaced(
     finally:
         closer.stop()
     assert open_left(settings) == 0
+
+
+def test_a_helper_started_again_counts_idleness_from_the_daemons_start(tmp_path: Path) -> None:
+    """Partitions idle for ``idle_timeout`` stop holding windows open once the daemon has
+    been up as long: a helper started after that (the first one died) knows it at once."""
+    settings, topic, open_windows = replayed_leaving_windows_open(
+        tmp_path, ingest={"idle_timeout": "2s"}
+    )
+    closer = ClosingProcess(settings, (REPLAY_GROUP, topic), lambda: {0})
+    try:
+        time.sleep(2.2)  # the daemon up 2 s, the replayed partition quiet as long
+        (first,) = helpers()
+        os.kill(first, signal.SIGKILL)
+        assert closer.close_ready() == 0  # finds it dead
+        assert closer.finish() == open_windows  # every partition idle: every window due
+    finally:
+        closer.stop()
 
 
 @pytest.mark.usefixtures("logging_restored")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from monitor import app
 from monitor.ingest.replay import replay_topic
@@ -16,12 +17,14 @@ OPEN_WINDOWS = (
 )
 
 
-def replayed_leaving_windows_open(tmp_path: Path) -> Replayed:
-    """A replay of three models over an hour, without flush: its newest windows stay open."""
+def replayed_leaving_windows_open(tmp_path: Path, **sections: Any) -> Replayed:
+    """A replay of three models over an hour, without flush: its newest windows stay open.
+    ``sections``: more of the config."""
     stream = prediction_stream(6_000, bad_fraction=0, huge=False, seed=3)
     events = tmp_path / "events.jsonl"
     events.write_bytes(b"\n".join(value for _, value in stream.records) + b"\n")
-    settings = Settings.from_mapping({"database": {"url": f"sqlite:///{tmp_path}/monitor.db"}})
+    database = {"url": f"sqlite:///{tmp_path}/monitor.db"}
+    settings = Settings.from_mapping({"database": database, **sections})
     engine = app.open_database(settings, upgrade=True)
     try:
         app.replay(settings, engine, events, "predictions")
