@@ -10,7 +10,16 @@ from typing import Any
 
 import pytest
 
-from tests.support.daemon import Deployment, deployment, epoch_ms, kill_when, query, wait
+from tests.support.daemon import (
+    Deployment,
+    deployment,
+    epoch_ms,
+    kill,
+    kill_when,
+    query,
+    wait,
+    wait_until,
+)
 from tests.support.databases import postgres_schema
 from tests.support.kafka import produce
 from tests.support.streams import Stream, prediction_stream
@@ -126,13 +135,23 @@ def test_windows_closed_in_the_daemons_own_process_have_the_same_metrics(
     reference_file: Path,
     uninterrupted: tuple[dict[MetricKey, Any], Any],
 ) -> None:
-    """``ingest.closer: inline`` (no window closer process) stores the same metric rows."""
+    """``ingest.closer: inline`` starts no window closer process (the Kafka fetcher is the
+    daemon's only helper) and stores the same metric rows."""
     expected, topics = uninterrupted
     url = f"sqlite:///{tmp_path}/inline.db"
     dep = prepared(
         tmp_path, kafka_bootstrap, url, topics, reference_file, ingest={"closer": "inline"}
     )
-    run_to_the_end(dep)
+    log = tmp_path / "inline.log"
+    process = dep.start("run", "--exit-when-idle", "3s", "--flush", log=log)
+    try:
+        wait_until(process, lambda: dep.stored_offsets() > 0, log)
+        helpers = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    except BaseException:
+        kill(process)
+        raise
+    assert wait(process, log, timeout=240) == 0, log.read_text()[-3000:]
+    assert len(helpers) == 1, helpers
     assert_same_metrics(metrics(dep), expected)
 
 
