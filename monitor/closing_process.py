@@ -57,7 +57,6 @@ class ClosingProcess:
         self._partitions = partitions
         self._started = datetime.now(UTC)  # idleness counts from here, in every helper
         self._asked = False  # an ask under way: its answer not read yet
-        self.closed = 0
         self._helper: HelperProcess | None = self._start()  # imports while the daemon starts
 
     def close_ready(self, *, flush: bool = False) -> int:
@@ -118,7 +117,6 @@ class ClosingProcess:
             return 0, None
         if not ok:
             return 0, value if isinstance(value, StoreError) else StoreError(f"{value!r}")
-        self.closed += value
         return value, None
 
     def _lost(self, helper: HelperProcess) -> None:
