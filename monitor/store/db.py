@@ -31,6 +31,14 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_S = 5.0
 
 
+SQLITE_CACHE_KIB = 16_384
+"""Page cache per SQLite connection (the default is 2 MiB). A checkpoint dirties a page of
+the waiting predictions' indexes per few predictions, anywhere in them (their ids are
+random). 2 MiB could not hold them: SQLite spilled dirty pages to the WAL before the commit
+and read evicted ones back. With 16 MiB the insert took 0.5-0.9 µs less per prediction
+(`scripts/bench.py stages`, 300k events, 4.6 against 5.1-5.5 µs)."""
+
+
 def create_db_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL, a busy timeout and real transactions."""
     try:
@@ -54,6 +62,7 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     # Some builds (this Python's among them) zero every deleted page; window shares are
     # rewritten and deleted all day, and hold nothing that needs erasing beyond SQLite's own.
     cursor.execute("PRAGMA secure_delete=FAST")
