@@ -256,11 +256,14 @@ class RunLoop:
             max_ms = self._ledger.max_event_ms(tp)
             if max_ms is not None:
                 windows.evict_complete(tp, max_ms, self._pipeline.lateness_ms)
+        health = self._services.health
         try:
             closed = self._closer.close_ready()
         except StoreError as exc:
+            health.closing_failure = str(exc)
             log.warning("closing windows failed, will retry: %s", exc)
             return
+        health.closing_failure = None
         if closed and self._services.relay is not None:
             self._services.relay.wake()
 

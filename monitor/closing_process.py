@@ -57,14 +57,17 @@ class ClosingProcess:
         self._partitions = partitions
         self._started = datetime.now(UTC)  # idleness counts from here, in every helper
         self._asked = False  # an ask under way: its answer not read yet
+        self._ended: StoreError | None = None  # a helper that died, told by the next call
         self._helper: HelperProcess | None = self._start()  # imports while the daemon starts
 
     def close_ready(self, *, flush: bool = False) -> int:
         """Ask the helper to close what is due; the windows earlier asks closed since the last
-        call. Raises StoreError when one of them failed (the next ask retries)."""
+        call. Raises StoreError when one of them failed or the helper died (the next ask
+        retries, in a new helper if need be)."""
         closed, failure = self._answers(wait=False)
         if not self._asked:
             self._ask(flush)
+        failure, self._ended = failure or self._ended, None
         if failure is not None:
             raise failure
         return closed
@@ -73,10 +76,12 @@ class ClosingProcess:
         """Wait for the ask under way, then close what is due now (every open window with
         ``flush``) and wait for it; the windows closed since the last call."""
         closed, failure = self._answers(wait=True)
+        self._ended = None  # a helper that died before: the asks below start another
         self._ask(flush)
         if not self._asked:  # the helper had died: a new one closes the run
             self._ask(flush)
         more, later = self._answers(wait=True)
+        later, self._ended = later or self._ended, None
         for error in (failure, later):
             if error is not None:
                 raise error
@@ -122,6 +127,7 @@ class ClosingProcess:
     def _lost(self, helper: HelperProcess) -> None:
         code = helper.end(0.0)
         self._helper, self._asked = None, False
+        self._ended = StoreError(f"the window closer process ended (exit code {code})")
         log.error("the window closer process ended (exit code %s); starting another", code)
 
 

@@ -3,8 +3,9 @@
 The run loop stamps `LoopHealth` as it goes (its thread writes, the server's thread reads
 plain values). Alive: the loop polled within ``max_poll_interval`` (a stuck loop would be
 evicted from the group anyway). Ready: partitions assigned, the database answers, and its
-schema is the one this version needs, and the loop's checkpoints are not failing (a reason
-the loop records: a SQLite file another process keeps locked still answers a probe's read).
+schema is the one this version needs, and the loop's checkpoints and window closes are not
+failing (reasons the loop records: a SQLite file another process keeps locked still answers a
+probe's read, and a window closer process that keeps dying shows in no read at all).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class LoopHealth:
     last_poll_at: float | None = None
     assigned: int = 0
     store_failure: str | None = None  # why checkpoints fail (partitions paused), None: they work
+    closing_failure: str | None = None  # why the last close of due windows failed, None: it ran
 
     def polled(self, assigned: int) -> None:
         self.last_poll_at = self.monotonic()
@@ -61,6 +63,8 @@ def readiness(health: LoopHealth, engine: Engine) -> tuple[bool, dict[str, Any]]
     failure = health.store_failure
     if failure is not None:
         reasons.append(f"checkpoints failing, partitions paused: {failure}")
+    if health.closing_failure is not None:  # no window closes, no alert fires
+        reasons.append(f"closing windows failing: {health.closing_failure}")
     if reasons:
         return False, {"status": "not ready", "reasons": reasons}
     return True, {"status": "ready", "partitions": health.assigned}

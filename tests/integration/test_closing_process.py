@@ -84,6 +84,27 @@ def test_a_helper_that_died_is_replaced(
     assert open_left(settings) == 0
 
 
+def test_a_helper_that_died_is_a_store_error_of_the_next_ask_only(replayed: Replayed) -> None:
+    """The run loop reports closing failures in readiness: a dead helper is one, raised by
+    the call that finds it; the next ask starts another and goes on as usual."""
+    settings, topic, open_windows = replayed
+    closer = ClosingProcess(settings, (REPLAY_GROUP, topic), lambda: {0})
+    try:
+        (first,) = helpers()
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 10.0
+        while first in helpers() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with pytest.raises(StoreError, match=r"the window closer process ended \(exit code -9\)"):
+            closer.close_ready()
+        assert closer.close_ready() == 0
+        (second,) = helpers()
+        assert second != first
+        assert closer.finish(flush=True) == open_windows
+    finally:
+        closer.stop()
+
+
 def test_a_helper_started_again_counts_idleness_from_the_daemons_start(tmp_path: Path) -> None:
     """Partitions idle for ``idle_timeout`` stop holding windows open once the daemon has
     been up as long: a helper started after that (the first one died) knows it at once."""

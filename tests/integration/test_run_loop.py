@@ -12,15 +12,17 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import cast
 
 import orjson
 import pytest
 from sqlalchemy import Engine
 
-from monitor.app import RunLoop, build_pipeline, utc_now
+from monitor.app import RunLoop, Services, build_pipeline, utc_now
 from monitor.checkpoint import Checkpointer
 from monitor.closing import WindowCloser
+from monitor.health import LoopHealth, readiness
 from monitor.ingest.consumer import TP, KafkaSource, Rebalance
 from monitor.reference.service import ReferenceCache
 from monitor.settings import Settings
@@ -128,29 +130,45 @@ def engine(database_url: str) -> Engine:
     return engine
 
 
-def settings_for(engine: Engine) -> Settings:
+def settings_for(engine: Engine, commit_every: int = 1_000_000) -> Settings:
+    """By default, checkpoints only when partitions are revoked and at the end."""
     return Settings.from_mapping(
         {
             "kafka": {"group_id": GROUP, "predictions_topic": "p", "labels_topic": "l"},
             "database": {"url": engine.url.render_as_string(hide_password=False)},
-            # Checkpoints only when partitions are revoked and at the end.
-            "ingest": {"commit_interval": "1h", "commit_every": 1_000_000},
+            "ingest": {"commit_interval": "1h", "commit_every": commit_every},
             "http": {"enabled": False},
         }
     )
 
 
-def play(engine: Engine, steps: list[Step]) -> ScriptedSource:
-    """Run the loop over ``steps``, then let it exit (final checkpoint included)."""
-    settings = settings_for(engine)
+def play(
+    engine: Engine,
+    steps: list[Step],
+    *,
+    commit_every: int = 1_000_000,
+    closer_engine: Engine | None = None,
+    health: LoopHealth | None = None,
+) -> ScriptedSource:
+    """Run the loop over ``steps``, then let it exit (final checkpoint included).
+
+    ``closer_engine``: where the window closer looks (the checkpoints store in ``engine``).
+    """
+    settings = settings_for(engine, commit_every)
     references = ReferenceCache(engine)
     source = ScriptedSource(steps)
     closer = WindowCloser(
-        settings, engine, (GROUP, "p"), references, utc_now, lambda: source.partitions("p")
+        settings,
+        closer_engine or engine,
+        (GROUP, "p"),
+        ReferenceCache(closer_engine) if closer_engine else references,
+        utc_now,
+        lambda: source.partitions("p"),
     )
     checkpointer = Checkpointer(engine, GROUP, utc_now)
     pipeline = build_pipeline(settings, references)
-    loop = RunLoop(settings, cast(KafkaSource, source), pipeline, checkpointer, closer)
+    services = Services(health=health or LoopHealth(300.0))
+    loop = RunLoop(settings, cast(KafkaSource, source), pipeline, checkpointer, closer, services)
     source.loop = loop
     loop.run()
     return source
@@ -251,3 +269,36 @@ def test_a_fenced_checkpoint_while_partitions_are_revoked_lets_them_go(
     assert "checkpoint fenced" in caplog.text
     assert source.seeks == [{P0: None, p1: None}, {p1: None}]
     assert stored(engine) == ({P0: 5, p1: 2}, 2)  # P0's five are the new owner's to count
+
+
+def test_failing_window_closes_make_the_daemon_not_ready_until_one_runs(
+    engine: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Checkpoints store, but closing due windows fails (here the closer's database has no
+    schema yet): no window would close and no alert fire, so readiness says why; the first
+    close that runs again clears it."""
+    closer_engine = db.create_db_engine(f"sqlite:///{tmp_path}/closer.db")
+    health = LoopHealth(300.0)
+    seen: list[tuple[bool, list[str]]] = []
+
+    def probe() -> None:
+        ready, body = readiness(health, engine)
+        seen.append((ready, body.get("reasons", [])))
+
+    steps = [
+        Step(assigned=frozenset({P0})),
+        Step(records={P0: records(0, 2)}, highwaters={P0: 2}),  # a checkpoint, a close
+        Step(records={P0: records(2, 2)}, highwaters={P0: 4}, meanwhile=probe),
+        Step(meanwhile=lambda: db.upgrade(closer_engine)),
+        Step(records={P0: records(4, 2)}, highwaters={P0: 6}),
+        Step(meanwhile=probe),
+    ]
+    with caplog.at_level(logging.WARNING, logger="monitor.app"):
+        play(engine, steps, commit_every=2, closer_engine=closer_engine, health=health)
+    (ready, reasons), (ready_again, _) = seen
+    assert not ready
+    (reason,) = reasons
+    assert reason.startswith("closing windows failing: database error: ")
+    assert "closing windows failed, will retry: database error" in caplog.text
+    assert ready_again
+    assert stored(engine) == ({P0: 6}, 6)
