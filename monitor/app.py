@@ -50,6 +50,11 @@ log = logging.getLogger(__name__)
 
 POLL_TIMEOUT_MS = 200
 POLL_MAX_RECORDS = 5000
+CLOSING_FAILURES_SHOWN = 2
+"""Failed closes in a row, checkpoints working, that make the daemon not ready. One is not
+enough: the window closer process answers an ask at the next checkpoint, so the first close
+after a database outage reports the ask made before it, and a helper killed once is started
+again by the next ask."""
 RETRY_FIRST_S = 0.5
 RETRY_CAP_S = 15.0
 
@@ -144,6 +149,7 @@ class RunLoop:
         self._unloaded: set[TP] = set()  # assigned, stored offset not yet read
         self._sought: set[TP] = set()  # sought since the last poll, whose records predate it
         self._retry = _Retry()
+        self._closing_failures = 0  # closes failed in a row
         self.stop = threading.Event()
         self.consumed = 0
         self.first_record_at: float | None = None
@@ -222,6 +228,8 @@ class RunLoop:
             delay = self._retry.failed(self._monotonic())
             self._source.pause(self._source.assignment())
             self._services.health.store_failure = str(exc)
+            # the database is away: closes count again from the first checkpoint back
+            self._closing_failures, self._services.health.closing_failure = 0, None
             log.warning("checkpoint failed, partitions paused, retry in %.1f s: %s", delay, exc)
             return False
         if self._retry.failures:
@@ -260,9 +268,12 @@ class RunLoop:
         try:
             closed = self._closer.close_ready()
         except StoreError as exc:
-            health.closing_failure = str(exc)
+            self._closing_failures += 1
+            if self._closing_failures >= CLOSING_FAILURES_SHOWN:
+                health.closing_failure = f"{exc} ({self._closing_failures} times in a row)"
             log.warning("closing windows failed, will retry: %s", exc)
             return
+        self._closing_failures = 0
         health.closing_failure = None
         if closed and self._services.relay is not None:
             self._services.relay.wake()
