@@ -143,6 +143,7 @@ def bench_throughput(args: argparse.Namespace) -> None:
     print()
     print(result["table"])
     print()
+    print(result["cpu"])
     print(report.window_line(result["window_evaluation"]))
     print(report.rss_line(result["rss_check"]))
     print(f"\n{result['events']:,} events; whole run {result['seconds']:.0f} s")

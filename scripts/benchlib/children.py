@@ -2,9 +2,13 @@
 
 Peak RSS is the child's ``VmHWM`` from ``/proc/<pid>/status``, polled while it runs (the last
 reading before exit is its high-water mark, since the value never decreases), plus that of
-each process it started (``monitor run``'s Kafka fetcher): the sum of their peaks. Not
-``wait4``'s ``ru_maxrss``: Linux carries the pre-``exec`` high-water mark over, so a child
-forked from this (large) process would report this process's size.
+each process it started (``monitor run``'s Kafka fetcher and window closer): the sum of their
+peaks. Not ``wait4``'s ``ru_maxrss``: Linux carries the pre-``exec`` high-water mark over, so a
+child forked from this (large) process would report this process's size.
+
+CPU time is polled alike, per process (``/proc/<pid>/stat``), with the wall clock of each
+reading: `cpu_busy` then says how much of one core each process used over a stretch of the
+run, which shows whether the daemon itself is the bottleneck or waits for its helpers.
 
 ``monitor run`` is started through ``monitor.cli.main``, exactly what the ``monitor`` console
 script calls, with one addition: the ``monitor.app`` logger at DEBUG, for its "checkpoint
@@ -22,9 +26,11 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 
 HERE = Path(__file__).resolve().parent
@@ -36,7 +42,13 @@ RUN_ENTRY = (
     "sys.exit(main(prog_name='monitor'))\n"
 )
 STOPPED = re.compile(r"stopped after (\d+) records(?: \(([\d,.]+) records/s from first to last\))?")
-CHECKPOINT = re.compile(r"checkpoint stored in ([\d.]+) ms")
+CHECKPOINT = re.compile(r"checkpoint stored in ([\d.]+) ms \((\d+) records\)")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+ROLES = {b"monitor.ingest.fetcher": "fetcher", b"monitor.closing_process": "window closer"}
+"""A child's children by their command line; the child itself is the daemon."""
+
+CpuSamples = dict[str, list[tuple[float, float]]]
+"""Per process role, (wall clock, CPU seconds so far) at each poll."""
 
 
 @dataclass(slots=True)
@@ -47,6 +59,7 @@ class ChildResult:
     seconds: float
     vmhwm_kb: int | None
     output: str = ""
+    cpu: CpuSamples = field(default_factory=dict)
 
     @property
     def peak_rss_mb(self) -> float | None:
@@ -60,6 +73,39 @@ def _vmhwm_kb(pid: int) -> int | None:
         return None
     match = re.search(r"^VmHWM:\s+(\d+) kB", text, re.MULTILINE)
     return int(match[1]) if match else None
+
+
+def _cpu_s(pid: int) -> float | None:
+    """User plus system CPU seconds of ``pid`` so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _role(pid: int, child: int) -> str:
+    if pid == child:
+        return "daemon"
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return "other"
+    return next((role for needle, role in ROLES.items() if needle in cmdline), "other")
+
+
+def cpu_busy(samples: CpuSamples, start: float, end: float) -> dict[str, float]:
+    """Per role, the share of one core it used from wall clock ``start`` to ``end`` (its CPU
+    seconds at each end interpolated between the polls around it)."""
+    if end <= start:
+        return {}
+    busy = {}
+    for role, readings in samples.items():
+        times, spent = zip(*readings, strict=True)
+        if times[0] <= start and times[-1] >= end:
+            used = float(np.interp(end, times, spent) - np.interp(start, times, spent))
+            busy[role] = used / (end - start)
+    return busy
 
 
 def _children(pid: int) -> list[int]:
@@ -76,11 +122,16 @@ def run_child(argv: list[str], output: Path, *, timeout_s: float = 1800.0) -> Ch
     with output.open("wb") as out:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
         peaks: dict[int, int] = {}  # high-water marks by pid: the child and its children
+        cpu: dict[int, tuple[str, list[tuple[float, float]]]] = {}  # by pid: role, readings
         while True:
             for watched in (proc.pid, *_children(proc.pid)):
                 reading = _vmhwm_kb(watched)
                 if reading is not None:
                     peaks[watched] = reading
+                spent = _cpu_s(watched)
+                if spent is not None:
+                    _, readings = cpu.setdefault(watched, (_role(watched, proc.pid), []))
+                    readings.append((time.time(), spent))
             pid, status = os.waitpid(proc.pid, os.WNOHANG)
             if pid == proc.pid:
                 break
@@ -95,7 +146,20 @@ def run_child(argv: list[str], output: Path, *, timeout_s: float = 1800.0) -> Ch
         time.monotonic() - began,
         sum(peaks.values()) if proc.pid in peaks else None,
         _tail(output),
+        _by_role(cpu),
     )
+
+
+def _by_role(cpu: dict[int, tuple[str, list[tuple[float, float]]]]) -> CpuSamples:
+    """The readings per role; a helper started again (another pid) continues its role's."""
+    by_role: CpuSamples = {}
+    for role, readings in cpu.values():
+        if role in by_role:  # a later pid of the role: counted after the earlier one's total
+            base = by_role[role][-1][1]
+            by_role[role] += [(t, base + spent) for t, spent in readings]
+        else:
+            by_role[role] = list(readings)
+    return by_role
 
 
 def _tail(path: Path, size: int = 20_000) -> str:
@@ -111,6 +175,9 @@ class LogFacts:
     records: int | None = None
     events_per_s: float | None = None
     checkpoint_ms: list[float] = field(default_factory=list)
+    # Wall clock from the end of the first checkpoint that stored records to that of the
+    # last but one: the last waits out ``commit_interval`` once the stream has run dry.
+    consuming: tuple[float, float] | None = None
     loggers: Counter[str] = field(default_factory=Counter)
     warnings: Counter[str] = field(default_factory=Counter)
 
@@ -118,6 +185,7 @@ class LogFacts:
 def parse_log(path: Path) -> LogFacts:
     """Read JSON lines or console lines alike (the daemon writes JSON when not on a terminal)."""
     facts = LogFacts()
+    stored_at: list[float] = []  # checkpoints that stored records, when they ended
     for raw in path.read_bytes().splitlines():
         message, logger, level = _message(raw)
         facts.loggers[logger] += 1
@@ -125,10 +193,23 @@ def parse_log(path: Path) -> LogFacts:
             facts.warnings[_shape(message)] += 1
         if (found := CHECKPOINT.search(message)) is not None:
             facts.checkpoint_ms.append(float(found[1]))
+            if int(found[2]) and (at := _moment(raw)) is not None:
+                stored_at.append(at)
         elif (found := STOPPED.search(message)) is not None:
             facts.records = int(found[1])
             facts.events_per_s = float(found[2].replace(",", "")) if found[2] else None
+    if len(stored_at) > 2:  # the last stores what came after the others, once idle
+        facts.consuming = (stored_at[0], stored_at[-2])
     return facts
+
+
+def _moment(raw: bytes) -> float | None:
+    """The wall clock of a JSON log line (its ``ts``), None for other lines."""
+    try:
+        stamp = orjson.loads(raw)["ts"]
+        return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
 
 
 def _shape(message: str) -> str:

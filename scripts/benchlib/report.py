@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ class Row:
     target: str = ""
     met: bool | None = None
     note: str = ""
+    cpu_busy: dict[str, float] = field(default_factory=dict)  # per process: share of a core
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -136,6 +137,18 @@ def window_line(window: dict[str, Any] | None) -> str:
         f"p90 {window['p90_ms']:.2f} ms over {window['repeats']} runs; "
         f"target < {WINDOW_MS:g} ms: {_verdict(met)}"
     )
+
+
+def cpu_line(rows: dict[str, Row]) -> str:
+    """Each run's processes, how much of one core each used while the run consumed."""
+    runs = [
+        f"{row.name}: " + ", ".join(f"{role} {share:.0%}" for role, share in row.cpu_busy.items())
+        for row in rows.values()
+        if row.cpu_busy
+    ]
+    if not runs:
+        return "CPU per process: not measured"
+    return "CPU per process, share of one core while consuming: " + "; ".join(runs)
 
 
 def rss_line(rss: dict[str, Any] | None) -> str:

@@ -133,9 +133,12 @@ def measure_run(
     row.db_bytes_per_m = (size - baseline) / records * 1e6 if records else None
     if records != stream.events:
         row.note = f"consumed {records:,} of {stream.events:,}"
+    if facts.consuming is not None:
+        row.cpu_busy = children.cpu_busy(child.cpu, *facts.consuming)
     details = {
         "records": facts.records,
         "wall_s": child.seconds,
+        "consuming": facts.consuming,
         "db_bytes": size,
         "db_baseline_bytes": baseline,
         "checkpoint_ms": facts.checkpoint_ms,
@@ -276,4 +279,5 @@ def run(opts: Options, tmp: Path) -> dict[str, Any]:
         "rss_check": rss,
         "details": details,
         "table": report.table(rows),
+        "cpu": report.cpu_line(rows),
     }
