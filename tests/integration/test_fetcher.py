@@ -93,6 +93,26 @@ def test_a_seek_forgets_the_batch_polled_ahead(
     assert tp not in fetcher.highwaters() or fetcher.highwaters()[tp] == PER_PARTITION
 
 
+def test_calls_between_polls_lose_no_batch_asked_for_ahead(
+    fetcher: FetcherProcess, topics: tuple[str, str]
+) -> None:
+    """While the helper polls ahead, the loop's calls between its polls (commit, assignment,
+    partitions) answer in turn, and the next poll goes on where the last one stopped:
+    every record once, in order."""
+    predictions = topics[0]
+    first = poll_until(fetcher, bool, max_records=25)  # joined the group
+    got = {tp: [r.offset for r in records] for tp, records in first.items()}
+    deadline = time.monotonic() + 60.0
+    while sum(map(len, got.values())) < 2 * PER_PARTITION:
+        assert time.monotonic() < deadline, {tp: len(r) for tp, r in got.items()}
+        for tp, records in fetcher.poll(200, 25).items():
+            got.setdefault(tp, []).extend(r.offset for r in records)
+        fetcher.commit({tp: offsets[-1] + 1 for tp, offsets in got.items()})
+        assert (predictions, 0) in fetcher.assignment()
+        assert fetcher.partitions(predictions) == {0, 1}
+    assert got == {(predictions, p): list(range(PER_PARTITION)) for p in (0, 1)}
+
+
 def test_an_empty_poll_ahead_is_not_handed_over(
     kafka_bootstrap: str, fetcher: FetcherProcess, topics: tuple[str, str]
 ) -> None:
