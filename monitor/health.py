@@ -31,7 +31,7 @@ class LoopHealth:
     last_poll_at: float | None = None
     assigned: int = 0
     store_failure: str | None = None  # why checkpoints fail (partitions paused), None: they work
-    closing_failure: str | None = None  # why the last close of due windows failed, None: it ran
+    closing_failure: str | None = None  # why closes keep failing (app.CLOSING_FAILURES_SHOWN)
 
     def polled(self, assigned: int) -> None:
         self.last_poll_at = self.monotonic()
