@@ -130,7 +130,9 @@ def run_child(argv: list[str], output: Path, *, timeout_s: float = 1800.0) -> Ch
                     peaks[watched] = reading
                 spent = _cpu_s(watched)
                 if spent is not None:
-                    _, readings = cpu.setdefault(watched, (_role(watched, proc.pid), []))
+                    role, readings = cpu.get(watched, ("other", []))
+                    if role == "other":  # a helper forked but not yet exec'd: ask again
+                        cpu[watched] = (_role(watched, proc.pid), readings)
                     readings.append((time.time(), spent))
             pid, status = os.waitpid(proc.pid, os.WNOHANG)
             if pid == proc.pid:
