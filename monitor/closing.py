@@ -182,8 +182,13 @@ class WindowCloser:
         if not ready:
             return []
         closing = [window for window, _ in ready]
-        counters = stored.windows_counters(conn, closing)
         stored_labels.lock_performances(conn, closing)
+        # A checkpoint adds late events and the like to a window's counts without its window
+        # lock, and refreshes the count metrics of the windows it sees closed: one that saw
+        # this window open must not change its counts under this close (on PostgreSQL the
+        # lock makes it wait, then see the window closed). After the performance locks, which
+        # a checkpoint takes before its counts.
+        counters = stored.windows_counters(conn, closing, lock=True)
         performance = stored_labels.windows_performance(conn, closing)
         batch = []
         for window, end in ready:

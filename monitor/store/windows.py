@@ -312,9 +312,13 @@ def window_counters(conn: Connection, window: WindowId) -> dict[str, int]:
 
 
 def windows_counters(
-    conn: Connection, windows: Sequence[WindowId]
+    conn: Connection, windows: Sequence[WindowId], *, lock: bool = False
 ) -> dict[WindowId, dict[str, int]]:
-    """`window_counters` of each of ``windows``, in one query."""
+    """`window_counters` of each of ``windows``, in one query.
+
+    ``lock``: keep their rows from changing until this transaction ends (PostgreSQL; SQLite's
+    writer is alone anyway), taken in window order as a checkpoint's count upsert takes them.
+    """
     found = {w: dict.fromkeys(_COUNTERS, 0) for w in windows}
     if windows:
         query = select(
@@ -323,6 +327,10 @@ def windows_counters(
             _COUNTS.c.window_start,
             *(_COUNTS.c[name] for name in _COUNTERS),
         ).where(among_windows(_COUNTS, windows))
+        if lock and conn.dialect.name == "postgresql":
+            query = query.order_by(
+                _COUNTS.c.model, _COUNTS.c.version, _COUNTS.c.window_start
+            ).with_for_update()
         for model, version, start, *values in conn.execute(query):
             found[(model, version, start)] = {
                 name: int(value) for name, value in zip(_COUNTERS, values, strict=True)
