@@ -27,6 +27,7 @@ from monitor.joining import labelled_metrics
 from monitor.reference.service import ReferenceCache
 from monitor.rules.matching import MetricLike
 from monitor.settings import Settings
+from monitor.store import alerts as stored_alerts
 from monitor.store import labels as stored_labels
 from monitor.store import windows as stored
 from monitor.store.db import transaction
@@ -186,8 +187,11 @@ class WindowCloser:
         # A checkpoint adds late events and the like to a window's counts without its window
         # lock, and refreshes the count metrics of the windows it sees closed: one that saw
         # this window open must not change its counts under this close (on PostgreSQL the
-        # lock makes it wait, then see the window closed). After the performance locks, which
-        # a checkpoint takes before its counts.
+        # row lock makes it wait, then see the window closed). A checkpoint takes performance
+        # and alert locks (its label join) before it counts, so this close takes them first.
+        if self._alerts is not None:
+            for model, version in sorted({(w[0], w[1]) for w in closing}):
+                stored_alerts.lock_alerts(conn, model, version)
         counters = stored.windows_counters(conn, closing, lock=True)
         performance = stored_labels.windows_performance(conn, closing)
         batch = []
